@@ -1,0 +1,267 @@
+"""Rulesets (ordered stage lists), maps (setup and post-update behaviour) and validated game settings."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import numpy as np
+
+from .stages import (
+    MAP_STAGE_IDS,
+    NUM_PARAMS,
+    P_FOOD_SPAWN_CHANCE,
+    P_HAZARD_DAMAGE,
+    P_HEIGHT,
+    P_MINIMUM_FOOD,
+    P_SHRINK_EVERY,
+    P_WIDTH,
+    STAGE_IDS,
+)
+
+
+class RulesError(ValueError):
+    """Bad settings, boards or moves: the message names the field and the value."""
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    """A game mode: the official pipeline of named stages, run in order on a copy of the board."""
+
+    name: str
+    stages: tuple[str, ...]
+    wrapped: bool = False
+    #: Constrictor modes remove food every turn (and at setup) and grow every snake every turn.
+    constrictor: bool = False
+
+    def stages_for(self, num_snakes: int) -> tuple[str, ...]:
+        """The stages for a game of ``num_snakes``: like the official CLI, a one-snake game of any mode ends only
+        when its snake is gone (the solo game-over stage)."""
+        if num_snakes < 2:
+            return _swap(self.stages, "gameover.standard", "gameover.solo")
+        return self.stages
+
+    def stage_ids(self, num_snakes: int) -> np.ndarray:
+        return np.array([STAGE_IDS[s] for s in self.stages_for(num_snakes)], np.int64)
+
+
+_STANDARD = (
+    "gameover.standard",
+    "movement.standard",
+    "reducehealth.standard",
+    "hazarddamage.standard",
+    "feedsnakes.standard",
+    "eliminatesnake.standard",
+)
+_CONSTRICTOR_TAIL = ("removefood.constrictor", "growsnakes.constrictor")
+
+
+def _swap(stages: tuple[str, ...], old: str, new: str) -> tuple[str, ...]:
+    return tuple(new if s == old else s for s in stages)
+
+
+_WRAPPED = _swap(_STANDARD, "movement.standard", "movement.wrapped")
+RULESETS: dict[str, Ruleset] = {
+    r.name: r
+    for r in (
+        Ruleset("standard", _STANDARD),
+        Ruleset("solo", _swap(_STANDARD, "gameover.standard", "gameover.solo")),
+        Ruleset("royale", _STANDARD + ("populatehazards.royale",)),
+        Ruleset("constrictor", _STANDARD + _CONSTRICTOR_TAIL, constrictor=True),
+        Ruleset("wrapped", _WRAPPED, wrapped=True),
+        Ruleset("wrapped_constrictor", _WRAPPED + _CONSTRICTOR_TAIL, wrapped=True, constrictor=True),
+    )
+}
+
+#: A hazard schedule: for a board size and settings, the cells appended after the step from each turn.
+HazardSchedule = Callable[[int, int, "GameSettings"], Mapping[int, list[tuple[int, int]]]]
+
+
+@dataclass(frozen=True)
+class GameMap:
+    """A map: whether it places food at setup, and its post-update stages (food spawning, hazards).
+
+    ``hazard_schedule`` lets a map add hazards without compiled code: a function of (width, height, settings) that
+    returns ``{turn: [(x, y), ...]}``; after the step from board turn ``t`` those cells are appended to the hazards
+    (entries may repeat: stacked hazards). Register new maps with ``register_map``.
+    """
+
+    name: str
+    setup_food: bool = True
+    post_update: tuple[str, ...] = ("spawnfood.standard",)
+    hazard_schedule: HazardSchedule | None = None
+    description: str = ""
+
+    def schedule_arrays(self, settings: GameSettings) -> tuple[np.ndarray, np.ndarray]:
+        """CSR form of the hazard schedule: offsets (T+1,) int64 and cells (K, 2) int64."""
+        if self.hazard_schedule is None:
+            return np.zeros(1, np.int64), np.zeros((0, 2), np.int64)
+        table = self.hazard_schedule(settings.width, settings.height, settings)
+        last = max(table, default=-1)
+        offsets = np.zeros(last + 2, np.int64)
+        cells: list[tuple[int, int]] = []
+        for t in range(last + 1):
+            for x, y in table.get(t, ()):
+                if not (0 <= x < settings.width and 0 <= y < settings.height):
+                    raise RulesError(f"map {self.name!r}: scheduled hazard ({x}, {y}) is off the "
+                                     f"{settings.width}x{settings.height} board")
+                cells.append((x, y))
+            offsets[t + 1] = len(cells)
+        return offsets, np.array(cells, np.int64).reshape(-1, 2)
+
+    @property
+    def post_update_ids(self) -> np.ndarray:
+        ids = list(self.post_update)
+        if self.hazard_schedule is not None and "hazards.scheduled" not in ids:
+            ids.append("hazards.scheduled")
+        return np.array([MAP_STAGE_IDS[s] for s in ids], np.int64)
+
+    def hazard_capacity(self, settings: GameSettings) -> int:
+        cap = settings.width * settings.height if "hazards.royale" in self.post_update else 0
+        if self.hazard_schedule is not None:
+            cap += len(self.schedule_arrays(settings)[1])
+        return cap
+
+
+def sinkholes_schedule(width: int, height: int, settings: GameSettings) -> dict[int, list[tuple[int, int]]]:
+    """Sinkholes: a hazard grows from the centre in rings; inner cells stack once per growth step."""
+    every = settings.shrink_every_n_turns if settings.shrink_every_n_turns > 0 else 10
+    max_rings = 3 if (width, height) == (7, 7) else 7 if (width, height) == (19, 19) else 5
+    cx, cy = width // 2, height // 2
+    table: dict[int, list[tuple[int, int]]] = {1: [(cx, cy)]}
+    for t in range(2, every * max_rings + 1):
+        if (t - 1) % every:
+            continue
+        r = (t - 1) // every
+        table[t] = [
+            (x, y)
+            for x in range(cx - r, cx + r + 1)
+            for y in range(cy - r, cy + r + 1)
+            if abs(x - cx) != r or abs(y - cy) != r  # not one of the 4 corners
+            if 0 <= x < width and 0 <= y < height
+        ]
+    return table
+
+
+MAPS: dict[str, GameMap] = {}
+
+
+def register_map(game_map: GameMap) -> GameMap:
+    if game_map.name in MAPS:
+        raise RulesError(f"map {game_map.name!r} is already registered")
+    unknown = [s for s in game_map.post_update if s not in MAP_STAGE_IDS]
+    if unknown:
+        raise RulesError(f"map {game_map.name!r}: unknown post-update stages {unknown}; known: {sorted(MAP_STAGE_IDS)}")
+    MAPS[game_map.name] = game_map
+    return game_map
+
+
+register_map(GameMap("standard", description="official food spawning, no hazards"))
+register_map(GameMap("empty", setup_food=False, post_update=(), description="no food, no hazards"))
+register_map(GameMap("royale", post_update=("spawnfood.standard", "hazards.royale"),
+                     description="standard food; hazards close in from random sides every shrinkEveryNTurns"))
+register_map(GameMap("sinkholes", hazard_schedule=sinkholes_schedule,
+                     description="standard food; stacked hazard rings grow from the centre"))
+
+MIN_BOARD, MAX_BOARD = 3, 128
+
+
+def _check_int(name: str, value, lo: int | None = None, hi: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise RulesError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    if lo is not None and value < lo:
+        raise RulesError(f"{name} must be >= {lo}, got {value}")
+    if hi is not None and value > hi:
+        raise RulesError(f"{name} must be <= {hi}, got {value}")
+
+
+@dataclass(frozen=True)
+class GameSettings:
+    """Everything that defines a game besides its snakes. Defaults are what players meet in the arena (CLI).
+
+    Names are pythonic here; ``from_api``/``to_api`` map them to the Battlesnake API's ruleset settings.
+    """
+
+    width: int = 11  # cells; x in [0, width)
+    height: int = 11  # cells; y in [0, height)
+    ruleset: str = "standard"
+    map: str = "standard"
+    food_spawn_chance: int = 15  # percent; a food spawns with probability (chance - 1)% when food >= minimum
+    minimum_food: int = 1  # food count topped up to this after every turn
+    hazard_damage_per_turn: int = 14  # API: hazardDamagePerTurn
+    shrink_every_n_turns: int = 25  # API: royale.shrinkEveryNTurns
+
+    def __post_init__(self) -> None:
+        if self.ruleset not in RULESETS:
+            raise RulesError(f"unknown ruleset {self.ruleset!r}; known: {', '.join(RULESETS)}")
+        if self.map not in MAPS:
+            raise RulesError(f"unknown map {self.map!r}; known: {', '.join(MAPS)}")
+        _check_int("width", self.width, MIN_BOARD, MAX_BOARD)
+        _check_int("height", self.height, MIN_BOARD, MAX_BOARD)
+        _check_int("food_spawn_chance", self.food_spawn_chance, 0, 100)
+        _check_int("minimum_food", self.minimum_food, 0, self.width * self.height)
+        _check_int("hazard_damage_per_turn", self.hazard_damage_per_turn, 0)
+        _check_int("shrink_every_n_turns", self.shrink_every_n_turns, 0)
+        if self.shrink_every_n_turns < 1 and (self.ruleset == "royale" or self.map == "royale"):
+            raise RulesError(f"shrink_every_n_turns must be >= 1 for royale, got {self.shrink_every_n_turns}")
+
+    @property
+    def rules(self) -> Ruleset:
+        return RULESETS[self.ruleset]
+
+    @property
+    def game_map(self) -> GameMap:
+        return MAPS[self.map]
+
+    def replace(self, **changes) -> GameSettings:
+        return dataclasses.replace(self, **changes)
+
+    def params(self) -> np.ndarray:
+        p = np.zeros(NUM_PARAMS, np.int64)
+        p[P_WIDTH], p[P_HEIGHT] = self.width, self.height
+        p[P_FOOD_SPAWN_CHANCE], p[P_MINIMUM_FOOD] = self.food_spawn_chance, self.minimum_food
+        p[P_HAZARD_DAMAGE], p[P_SHRINK_EVERY] = self.hazard_damage_per_turn, self.shrink_every_n_turns
+        return p
+
+    def to_api(self) -> dict:
+        """The ruleset settings object of the Battlesnake API."""
+        return {
+            "foodSpawnChance": self.food_spawn_chance,
+            "minimumFood": self.minimum_food,
+            "hazardDamagePerTurn": self.hazard_damage_per_turn,
+            "royale": {"shrinkEveryNTurns": self.shrink_every_n_turns},
+        }
+
+    @classmethod
+    def from_api(cls, settings: Mapping, *, width: int, height: int, ruleset: str, map: str) -> GameSettings:
+        """Settings from the API's ``ruleset.settings``. Absent values take the official engine's defaults."""
+        if not isinstance(settings, Mapping):
+            raise RulesError(f"ruleset settings must be an object, got {type(settings).__name__}")
+        royale = settings.get("royale", {})
+        if not isinstance(royale, Mapping):
+            raise RulesError(f"settings.royale must be an object, got {royale!r}")
+        # The official engine's defaults when a setting is absent (not the CLI's).
+        return cls(
+            width=width,
+            height=height,
+            ruleset=ruleset,
+            map=map,
+            food_spawn_chance=settings.get("foodSpawnChance", 0),
+            minimum_food=settings.get("minimumFood", 0),
+            hazard_damage_per_turn=settings.get("hazardDamagePerTurn", 0),
+            shrink_every_n_turns=royale.get("shrinkEveryNTurns", 20),
+        )
+
+    def max_snakes(self) -> int:
+        """How many snakes the official start placement supports on this board."""
+        w, h = self.width, self.height
+        cx, cy = (w - 1) // 2, (h - 1) // 2
+        even_cells = sum(1 for x in range(w) for y in range(h) if (x + y) % 2 == 0 and (x, y) != (cx, cy))
+        if w != h:
+            return even_cells  # random placement
+        if w >= 11:
+            return 16  # fixed cells up to 8, quadrants up to 16
+        if w >= 7:
+            return max(8, even_cells)  # fixed cells up to 8, random beyond
+        return min(8, even_cells)  # random, and never more than 8 on tiny boards
