@@ -107,6 +107,11 @@ class Games:
     def num_snakes(self) -> int:
         return self.state.num_snakes
 
+    @property
+    def params(self) -> np.ndarray:
+        """The settings as the int64 vector the compiled stages read (see ``stages.P_*``)."""
+        return self._params
+
     def alive(self) -> np.ndarray:
         """(B, S) bool: snakes still in the game."""
         return self.state.elim_cause == ALIVE

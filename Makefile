@@ -1,0 +1,41 @@
+# The two set-up commands of the README: `make demo` (the main job) and `make test`. Each creates .venv and installs
+# the project into it on first use (and again when setup.py or pyproject.toml change).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SHARED ?= ../shared
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint conformance benchmark clean
+
+$(STAMP): setup.py pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/battlesnake-rl demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+# The official traces and CLI exports live beside the project (../shared); CI must have them.
+conformance: $(STAMP)
+	@if [ -d "$(SHARED)/traces" ]; then \
+		$(BIN)/battlesnake-rl conformance $(SHARED)/traces $(SHARED)/api-samples; \
+	elif [ -n "$$CI" ]; then \
+		echo "conformance: $(SHARED)/traces is missing (set SHARED=...)"; exit 1; \
+	else \
+		echo "conformance: skipped, no $(SHARED)/traces (set SHARED=path/to/shared)"; \
+	fi
+
+test: lint conformance
+	$(BIN)/python -m pytest -q
+
+benchmark: $(STAMP)
+	$(BIN)/battlesnake-rl benchmark
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .ruff_cache

@@ -1,0 +1,1 @@
+"""battlesnake-rl: the command-line front of the toolkit (game, training, platform)."""

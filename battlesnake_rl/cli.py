@@ -1,0 +1,43 @@
+"""``battlesnake-rl`` — one command for the whole toolkit.
+
+Each subcommand lives in the layer it belongs to and is imported only when used, so the game's commands never load
+training or platform code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Sequence
+
+# name -> (module with a main(argv) function, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("battlesnake_gym.demo", "play and draw a game between bots (no training needed)"),
+    "conformance": ("battlesnake_gym.conformance", "check the engine against official traces and CLI exports"),
+    "benchmark": ("battlesnake_gym.benchmark", "engine env-steps/s, one game alone and a batch of games"),
+}
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: battlesnake-rl COMMAND [ARGS...]", "", "commands:"]
+    lines += [f"  {name.ljust(width)}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "battlesnake-rl COMMAND --help shows a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"battlesnake-rl: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

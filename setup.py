@@ -1,0 +1,22 @@
+"""Battlesnake RL toolkit: an official-rules batched Battlesnake engine, RLlib training, SageMaker platform layer."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="battlesnake-rl",
+    version="0.1.0",
+    description="Train Battlesnake AIs with multi-agent RL on Ray RLlib, locally or on Amazon SageMaker",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["battlesnake_gym*", "battlesnake_rl*"]),
+    install_requires=[
+        "numpy>=1.26",
+        "numba>=0.60",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6"],
+    },
+    entry_points={"console_scripts": ["battlesnake-rl=battlesnake_rl.cli:main"]},
+    classifiers=["Programming Language :: Python :: 3", "License :: OSI Approved :: Apache Software License"],
+)
