@@ -11,9 +11,7 @@ import os
 import platform
 import sys
 import time
-from typing import Sequence
-
-import numpy as np
+from collections.abc import Sequence
 
 from .bots import make_bot
 from .engine import Games, GameSettings

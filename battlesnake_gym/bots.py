@@ -12,14 +12,14 @@ eliminated snakes get -1. Bots never change the games, and draw their randomness
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from numba import njit
 
 from .engine import Games
-from .engine.state import ALIVE, NO_MOVE
 from .engine.stages import P_HEIGHT, P_WIDTH
+from .engine.state import ALIVE, NO_MOVE
 
 _DX = np.array([0, 0, -1, 1], np.int64)  # up, down, left, right
 _DY = np.array([1, -1, 0, 0], np.int64)

@@ -11,11 +11,10 @@ from __future__ import annotations
 import itertools
 import json
 import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence, TextIO
-
-import numpy as np
+from typing import TextIO
 
 from .engine import BoardError, Games, GameSettings, RulesError, board_from_json, board_to_json
 from .engine.state import MOVE_NAMES

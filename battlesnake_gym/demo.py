@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import sys
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence, TextIO
+from typing import TextIO
 
 import numpy as np
 

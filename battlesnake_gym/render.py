@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import string
-from typing import Mapping
+from collections.abc import Mapping
 
 _HEADS = string.ascii_uppercase
 _BODIES = string.ascii_lowercase

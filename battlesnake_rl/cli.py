@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 # name -> (module with a main(argv) function, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {

@@ -2,7 +2,7 @@
 
 from .api import BoardError, api_board, board_from_json, board_to_json
 from .game import Games, move_code
-from .rulesets import MAPS, RULESETS, GameMap, GameSettings, Ruleset, RulesError, register_map
+from .rulesets import MAPS, RULESETS, GameMap, GameSettings, RulesError, Ruleset, register_map
 from .state import (
     CAUSE_NAMES,
     DOWN,

@@ -7,7 +7,8 @@ raises ``BoardError`` (a ``ValueError``) naming the field path and the value.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -199,7 +199,7 @@ class Games:
     def step_named(self, moves: Mapping[str, str], snake_ids: Sequence[str], *, post_update: bool = True) -> bool:
         """Step a single game with API move strings keyed by snake id (invalid strings follow the rules)."""
         if self.batch_size != 1:
-            raise RulesError("step_named steps a single game; this batch holds %d" % self.batch_size)
+            raise RulesError(f"step_named steps a single game; this batch holds {self.batch_size}")
         unknown = set(moves) - set(snake_ids)
         if unknown:
             raise RulesError(f"moves given for unknown snake ids: {sorted(unknown)}")
