@@ -12,8 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from .rulesets import GameSettings, RulesError
+from .rulesets import MAX_BOARD, MIN_BOARD, GameSettings, RulesError
 from .state import ALIVE, BY_NOBODY, CAUSE_CODES, CAUSE_NAMES, GameState, allocate
+
+MAX_TURN = 2**31 - 2  # turns are int32 and the engine records turn + 1
 
 
 class BoardError(RulesError):
@@ -24,6 +26,13 @@ def _int(value: Any, path: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise BoardError(f"{path} must be an integer, got {value!r}")
     return value
+
+
+def _turn(value: Any, path: str) -> int:
+    turn = _int(value, path)
+    if not 0 <= turn < MAX_TURN:
+        raise BoardError(f"{path} must be in [0, {MAX_TURN}), got {turn}")
+    return turn
 
 
 def _point(value: Any, path: str) -> tuple[int, int]:
@@ -70,10 +79,12 @@ def board_from_json(board: Mapping, *, turn: int = 0, wrapped: bool = False,
         if key not in board:
             raise BoardError(f"board is missing the field {key!r}")
     width, height = _int(board["width"], "board.width"), _int(board["height"], "board.height")
-    GameSettings(width=width, height=height)  # validates the size
-    turn = _int(turn, "turn")
-    if turn < 0:
-        raise BoardError(f"turn must be >= 0, got {turn}")
+    for key, value in (("width", width), ("height", height)):
+        if not MIN_BOARD <= value <= MAX_BOARD:
+            raise BoardError(f"board.{key} must be in [{MIN_BOARD}, {MAX_BOARD}], got {value}")
+    if not isinstance(wrapped, bool):
+        raise BoardError(f"wrapped must be True or False, got {wrapped!r}")
+    turn = _turn(turn, "turn")
     food = [_point(p, f"board.food[{i}]") for i, p in enumerate(_list(board, "food", "board"))]
     hazards = [_point(p, f"board.hazards[{i}]") for i, p in enumerate(_list(board, "hazards", "board"))]
     for i, p in enumerate(food):
@@ -113,12 +124,12 @@ def board_from_json(board: Mapping, *, turn: int = 0, wrapped: bool = False,
             if not isinstance(eliminated, Mapping):
                 raise BoardError(f"{path}.eliminated must be null or an object, got {eliminated!r}")
             cause = eliminated.get("cause")
-            if cause not in CAUSE_CODES:
+            if not isinstance(cause, str) or cause not in CAUSE_CODES:
                 raise BoardError(f"{path}.eliminated.cause {cause!r} is not one of {sorted(CAUSE_CODES)}")
             by = eliminated.get("by", "")
             if not isinstance(by, str):
                 raise BoardError(f"{path}.eliminated.by must be a string, got {by!r}")
-            eliminated = (CAUSE_CODES[cause], by, _int(eliminated.get("turn"), f"{path}.eliminated.turn"))
+            eliminated = (CAUSE_CODES[cause], by, _turn(eliminated.get("turn"), f"{path}.eliminated.turn"))
         for j, p in enumerate(body):
             if eliminated is None:
                 _on_board(p, width, height, f"{path}.body[{j}]")

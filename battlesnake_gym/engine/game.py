@@ -31,6 +31,14 @@ _SETUP_ERRORS = {
 _MOVE_CODES = {name: code for code, name in enumerate(MOVE_NAMES)}
 
 
+def _generator(seed: int | np.random.Generator | None) -> np.random.Generator:
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise RulesError(f"seed must be None, a non-negative integer or a numpy Generator, got {seed!r}")
+    return np.random.default_rng(seed)
+
+
 def move_code(move: str) -> int:
     """The action index of a move string; anything but exactly up/down/left/right is INVALID_MOVE."""
     return _MOVE_CODES.get(move, INVALID_MOVE) if isinstance(move, str) else INVALID_MOVE
@@ -60,10 +68,10 @@ class Games:
         rules, game_map = settings.rules, settings.game_map
         self._params = settings.params()
         self._map_ids = game_map.post_update_ids
-        self._offsets, self._cells = game_map.schedule_arrays(settings)
+        self._turns, self._offsets, self._cells = game_map.schedule_arrays(settings)
         self._grows_every_turn = rules.constrictor
         self._place_food = game_map.setup_food and not rules.constrictor
-        self._generator = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        self._generator = _generator(seed)
         if _state is not None:
             self.state = _state
             self._set_stages()
@@ -77,7 +85,7 @@ class Games:
                              f"{settings.width}x{settings.height} board")
         cells = settings.width * settings.height
         self.state = allocate(int(batch_size), int(num_snakes), body_capacity=cells + 8,
-                              food_capacity=cells + 4, hazard_capacity=max(1, game_map.hazard_capacity(settings)))
+                              food_capacity=cells + 4, hazard_capacity=max(1, settings.hazard_capacity()))
         self._set_stages()
         self.reset()
 
@@ -91,7 +99,9 @@ class Games:
     def from_state(cls, settings: GameSettings, state: GameState,
                    seed: int | np.random.Generator | None = None) -> Games:
         """Wrap existing boards (e.g. from ``api.board_from_json``); the games keep their rng states."""
-        needed_hazards = state.hazard_count.max(initial=0) + settings.game_map.hazard_capacity(settings)
+        if not isinstance(state, GameState):
+            raise RulesError(f"state must be a GameState, got {type(state).__name__}")
+        needed_hazards = state.hazard_count.max(initial=0) + settings.hazard_capacity()
         cells = settings.width * settings.height
         state = with_capacity(state, body=int(state.length.max(initial=0)) + cells + 8,
                               food=int(state.food_count.max(initial=0)) + cells + 4, hazards=int(needed_hazards) + 1)
@@ -178,8 +188,8 @@ class Games:
         stepped = self._mask(mask)
         over = np.zeros(self.batch_size, np.bool_)
         while True:
-            status = step_games(self.state, moves, self._params, self._stage_ids, self._map_ids, self._offsets,
-                                self._cells, stepped, over, self._grows_every_turn, post_update)
+            status = step_games(self.state, moves, self._params, self._stage_ids, self._map_ids, self._turns,
+                                self._offsets, self._cells, stepped, over, self._grows_every_turn, post_update)
             if status == OK:
                 return over
             if status == ERR_CAPACITY:
@@ -194,7 +204,8 @@ class Games:
 
     def finish_turn(self, mask=None) -> None:
         """The map's post-update (food spawning, hazards) and ``turn += 1``; see ``step(post_update=False)``."""
-        finish_turn(self.state, self._params, self._map_ids, self._offsets, self._cells, self._mask(mask))
+        finish_turn(self.state, self._params, self._map_ids, self._turns, self._offsets, self._cells,
+                    self._mask(mask))
 
     def step_named(self, moves: Mapping[str, str], snake_ids: Sequence[str], *, post_update: bool = True) -> bool:
         """Step a single game with API move strings keyed by snake id (invalid strings follow the rules)."""
@@ -203,6 +214,12 @@ class Games:
         unknown = set(moves) - set(snake_ids)
         if unknown:
             raise RulesError(f"moves given for unknown snake ids: {sorted(unknown)}")
+        if len(snake_ids) != self.num_snakes:
+            raise RulesError(f"snake_ids names {len(snake_ids)} snakes, the game has {self.num_snakes}")
+        alive = self.alive()[0]
+        missing = [sid for s, sid in enumerate(snake_ids) if alive[s] and sid not in moves]
+        if missing:
+            raise RulesError(f"snake {missing[0]!r} is alive but has no move")
         codes = np.array([[move_code(moves[i]) if i in moves else NO_MOVE for i in snake_ids]], np.int8)
         return bool(self.step(codes, post_update=post_update)[0])
 

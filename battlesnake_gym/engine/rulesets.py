@@ -93,22 +93,21 @@ class GameMap:
     hazard_schedule: HazardSchedule | None = None
     description: str = ""
 
-    def schedule_arrays(self, settings: GameSettings) -> tuple[np.ndarray, np.ndarray]:
-        """CSR form of the hazard schedule: offsets (T+1,) int64 and cells (K, 2) int64."""
-        if self.hazard_schedule is None:
-            return np.zeros(1, np.int64), np.zeros((0, 2), np.int64)
-        table = self.hazard_schedule(settings.width, settings.height, settings)
-        last = max(table, default=-1)
-        offsets = np.zeros(last + 2, np.int64)
+    def schedule_arrays(self, settings: GameSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The hazard schedule as arrays: turns (T,) sorted, offsets (T+1,) and cells (K, 2), all int64; the cells
+        appended after the step from board turn ``turns[i]`` are ``cells[offsets[i]:offsets[i + 1]]``."""
+        table = {} if self.hazard_schedule is None else self.hazard_schedule(settings.width, settings.height, settings)
+        turns = sorted(table)
+        offsets = np.zeros(len(turns) + 1, np.int64)
         cells: list[tuple[int, int]] = []
-        for t in range(last + 1):
-            for x, y in table.get(t, ()):
+        for i, t in enumerate(turns):
+            for x, y in table[t]:
                 if not (0 <= x < settings.width and 0 <= y < settings.height):
                     raise RulesError(f"map {self.name!r}: scheduled hazard ({x}, {y}) is off the "
                                      f"{settings.width}x{settings.height} board")
                 cells.append((x, y))
-            offsets[t + 1] = len(cells)
-        return offsets, np.array(cells, np.int64).reshape(-1, 2)
+            offsets[i + 1] = len(cells)
+        return np.array(turns, np.int64), offsets, np.array(cells, np.int64).reshape(-1, 2)
 
     @property
     def post_update_ids(self) -> np.ndarray:
@@ -118,9 +117,10 @@ class GameMap:
         return np.array([MAP_STAGE_IDS[s] for s in ids], np.int64)
 
     def hazard_capacity(self, settings: GameSettings) -> int:
+        """Most hazard entries this map can make (a royale rebuild fills the board; schedules append)."""
         cap = settings.width * settings.height if "hazards.royale" in self.post_update else 0
         if self.hazard_schedule is not None:
-            cap += len(self.schedule_arrays(settings)[1])
+            cap += len(self.schedule_arrays(settings)[2])
         return cap
 
 
@@ -130,11 +130,8 @@ def sinkholes_schedule(width: int, height: int, settings: GameSettings) -> dict[
     max_rings = 3 if (width, height) == (7, 7) else 7 if (width, height) == (19, 19) else 5
     cx, cy = width // 2, height // 2
     table: dict[int, list[tuple[int, int]]] = {1: [(cx, cy)]}
-    for t in range(2, every * max_rings + 1):
-        if (t - 1) % every:
-            continue
-        r = (t - 1) // every
-        table[t] = [
+    for r in range(1, max_rings):  # ring r grows after turn r * every + 1
+        table[r * every + 1] = [
             (x, y)
             for x in range(cx - r, cx + r + 1)
             for y in range(cy - r, cy + r + 1)
@@ -165,6 +162,7 @@ register_map(GameMap("sinkholes", hazard_schedule=sinkholes_schedule,
                      description="standard food; stacked hazard rings grow from the centre"))
 
 MIN_BOARD, MAX_BOARD = 3, 128
+MAX_SETTING = 2**31 - 1  # settings go into int32/int64 arithmetic
 
 
 def _check_int(name: str, value, lo: int | None = None, hi: int | None = None) -> None:
@@ -193,6 +191,9 @@ class GameSettings:
     shrink_every_n_turns: int = 25  # API: royale.shrinkEveryNTurns
 
     def __post_init__(self) -> None:
+        for name in ("ruleset", "map"):
+            if not isinstance(getattr(self, name), str):
+                raise RulesError(f"{name} must be a name (a string), got {getattr(self, name)!r}")
         if self.ruleset not in RULESETS:
             raise RulesError(f"unknown ruleset {self.ruleset!r}; known: {', '.join(RULESETS)}")
         if self.map not in MAPS:
@@ -201,8 +202,8 @@ class GameSettings:
         _check_int("height", self.height, MIN_BOARD, MAX_BOARD)
         _check_int("food_spawn_chance", self.food_spawn_chance, 0, 100)
         _check_int("minimum_food", self.minimum_food, 0, self.width * self.height)
-        _check_int("hazard_damage_per_turn", self.hazard_damage_per_turn, 0)
-        _check_int("shrink_every_n_turns", self.shrink_every_n_turns, 0)
+        _check_int("hazard_damage_per_turn", self.hazard_damage_per_turn, 0, MAX_SETTING)
+        _check_int("shrink_every_n_turns", self.shrink_every_n_turns, 0, MAX_SETTING)
         if self.shrink_every_n_turns < 1 and (self.ruleset == "royale" or self.map == "royale"):
             raise RulesError(f"shrink_every_n_turns must be >= 1 for royale, got {self.shrink_every_n_turns}")
 
@@ -252,6 +253,11 @@ class GameSettings:
             hazard_damage_per_turn=settings.get("hazardDamagePerTurn", 0),
             shrink_every_n_turns=royale.get("shrinkEveryNTurns", 20),
         )
+
+    def hazard_capacity(self) -> int:
+        """Most hazard entries a game can hold: royale rebuilds (ruleset or map) fill the board, schedules append."""
+        royale_rule = self.width * self.height if self.ruleset == "royale" else 0
+        return royale_rule + self.game_map.hazard_capacity(self)
 
     def max_snakes(self) -> int:
         """How many snakes the official start placement supports on this board."""

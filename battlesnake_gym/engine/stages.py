@@ -248,7 +248,7 @@ def eliminate_snakes(state, moves, params, running):
     num_snakes = state.length.shape[1]
     order = np.empty(num_snakes, np.int64)
     cause = np.empty(num_snakes, np.int8)
-    by = np.empty(num_snakes, np.int8)
+    by = np.empty(num_snakes, np.int16)
     for b in range(running.shape[0]):
         if not running[b]:
             continue
@@ -485,16 +485,16 @@ def hazards_royale_map(state, params, stepped):
 
 
 @njit(cache=True)
-def hazards_scheduled(state, stepped, offsets, cells):
-    """Append the hazard cells scheduled for the board's turn: cells[offsets[t]:offsets[t + 1]]."""
+def hazards_scheduled(state, stepped, turns, offsets, cells):
+    """Append the hazard cells scheduled for the board's turn t = turns[i]: cells[offsets[i]:offsets[i + 1]]."""
     for b in range(stepped.shape[0]):
         if not stepped[b]:
             continue
-        t = state.turn[b]
-        if t < 0 or t + 1 >= offsets.shape[0]:
+        row = np.searchsorted(turns, state.turn[b])
+        if row >= turns.shape[0] or turns[row] != state.turn[b]:
             continue
         k = state.hazard_count[b]
-        for i in range(offsets[t], offsets[t + 1]):
+        for i in range(offsets[row], offsets[row + 1]):
             state.hazards[b, k, 0] = cells[i, 0]
             state.hazards[b, k, 1] = cells[i, 1]
             k += 1
@@ -502,14 +502,14 @@ def hazards_scheduled(state, stepped, offsets, cells):
 
 
 @njit(cache=True)
-def run_map_stages(state, params, map_stage_ids, stepped, offsets, cells):
+def run_map_stages(state, params, map_stage_ids, stepped, turns, offsets, cells):
     for sid in map_stage_ids:
         if sid == 0:
             spawn_food_standard(state, params, stepped)
         elif sid == 1:
             hazards_royale_map(state, params, stepped)
         elif sid == 2:
-            hazards_scheduled(state, stepped, offsets, cells)
+            hazards_scheduled(state, stepped, turns, offsets, cells)
         else:
             raise ValueError("unknown map stage id")
 
@@ -532,17 +532,17 @@ def _capacity_ok(state, stepped, grows_every_turn):
 
 
 @njit(cache=True)
-def finish_turn(state, params, map_stage_ids, offsets, cells, stepped):
+def finish_turn(state, params, map_stage_ids, turns, offsets, cells, stepped):
     """The map's post-update (food, hazards), then ``turn += 1``."""
-    run_map_stages(state, params, map_stage_ids, stepped, offsets, cells)
+    run_map_stages(state, params, map_stage_ids, stepped, turns, offsets, cells)
     for b in range(stepped.shape[0]):
         if stepped[b]:
             state.turn[b] += 1
 
 
 @njit(cache=True)
-def step_games(state, moves, params, stage_ids, map_stage_ids, offsets, cells, stepped, over, grows_every_turn,
-               post_update):
+def step_games(state, moves, params, stage_ids, map_stage_ids, turns, offsets, cells, stepped, over,
+               grows_every_turn, post_update):
     """One turn as the official CLI runs it, for every game with ``stepped[b]``.
 
     The ruleset's pipeline, then (if ``post_update``) the map's post-update and ``turn += 1``. ``over[b]`` is set
@@ -562,7 +562,7 @@ def step_games(state, moves, params, stage_ids, map_stage_ids, offsets, cells, s
     for b in range(stepped.shape[0]):
         over[b] = stepped[b] and not running[b]
     if post_update:
-        finish_turn(state, params, map_stage_ids, offsets, cells, stepped)
+        finish_turn(state, params, map_stage_ids, turns, offsets, cells, stepped)
     return OK
 
 

@@ -51,7 +51,7 @@ class GameState(NamedTuple):
     length: np.ndarray  # (B, S) int32 — segments in use (stacked ones counted)
     health: np.ndarray  # (B, S) int32
     elim_cause: np.ndarray  # (B, S) int8 — 0 alive, else an index into CAUSE_NAMES
-    elim_by: np.ndarray  # (B, S) int8 — snake slot that eliminated it, or BY_NOBODY
+    elim_by: np.ndarray  # (B, S) int16 — snake slot that eliminated it, or BY_NOBODY
     elim_turn: np.ndarray  # (B, S) int32 — turn recorded with the elimination
     food: np.ndarray  # (B, F, 2) int16 — food in board order
     food_count: np.ndarray  # (B,) int32
@@ -79,7 +79,7 @@ def allocate(batch_size: int, num_snakes: int, body_capacity: int, food_capacity
         length=np.zeros((b, s), np.int32),
         health=np.zeros((b, s), np.int32),
         elim_cause=np.zeros((b, s), np.int8),
-        elim_by=np.full((b, s), BY_NOBODY, np.int8),
+        elim_by=np.full((b, s), BY_NOBODY, np.int16),
         elim_turn=np.zeros((b, s), np.int32),
         food=np.zeros((b, food_capacity, 2), np.int16),
         food_count=np.zeros(b, np.int32),
