@@ -38,23 +38,26 @@ P_WIDTH, P_HEIGHT, P_FOOD_SPAWN_CHANCE, P_MINIMUM_FOOD, P_HAZARD_DAMAGE, P_SHRIN
 NUM_PARAMS = 6
 
 # Stage ids. The names are the ones the official engine uses where it has one.
+(GAMEOVER_STANDARD, GAMEOVER_SOLO, MOVE_STANDARD, MOVE_WRAPPED, REDUCE_HEALTH, DAMAGE_HAZARDS, FEED_SNAKES,
+ ELIMINATE_SNAKES, REMOVE_FOOD, GROW_CONSTRICTOR, POPULATE_HAZARDS_ROYALE) = range(11)
 STAGE_IDS = {
-    "gameover.standard": 0,
-    "gameover.solo": 1,
-    "movement.standard": 2,
-    "movement.wrapped": 3,
-    "reducehealth.standard": 4,
-    "hazarddamage.standard": 5,
-    "feedsnakes.standard": 6,
-    "eliminatesnake.standard": 7,
-    "removefood.constrictor": 8,
-    "growsnakes.constrictor": 9,
-    "populatehazards.royale": 10,
+    "gameover.standard": GAMEOVER_STANDARD,
+    "gameover.solo": GAMEOVER_SOLO,
+    "movement.standard": MOVE_STANDARD,
+    "movement.wrapped": MOVE_WRAPPED,
+    "reducehealth.standard": REDUCE_HEALTH,
+    "hazarddamage.standard": DAMAGE_HAZARDS,
+    "feedsnakes.standard": FEED_SNAKES,
+    "eliminatesnake.standard": ELIMINATE_SNAKES,
+    "removefood.constrictor": REMOVE_FOOD,
+    "growsnakes.constrictor": GROW_CONSTRICTOR,
+    "populatehazards.royale": POPULATE_HAZARDS_ROYALE,
 }
+MAP_SPAWN_FOOD, MAP_ROYALE_HAZARDS, MAP_SCHEDULED_HAZARDS = range(3)
 MAP_STAGE_IDS = {
-    "spawnfood.standard": 0,
-    "hazards.royale": 1,
-    "hazards.scheduled": 2,
+    "spawnfood.standard": MAP_SPAWN_FOOD,
+    "hazards.royale": MAP_ROYALE_HAZARDS,
+    "hazards.scheduled": MAP_SCHEDULED_HAZARDS,
 }
 
 # Status codes returned by step_games / setup_games.
@@ -384,27 +387,27 @@ def populate_hazards_royale(state, moves, params, running):
 def run_pipeline(state, moves, params, stage_ids, running):
     """Run the ruleset's stages in order; a game whose flag a stage clears skips the rest."""
     for sid in stage_ids:
-        if sid == 0:
+        if sid == GAMEOVER_STANDARD:
             gameover_standard(state, moves, params, running)
-        elif sid == 1:
+        elif sid == GAMEOVER_SOLO:
             gameover_solo(state, moves, params, running)
-        elif sid == 2:
+        elif sid == MOVE_STANDARD:
             move_standard(state, moves, params, running)
-        elif sid == 3:
+        elif sid == MOVE_WRAPPED:
             move_wrapped(state, moves, params, running)
-        elif sid == 4:
+        elif sid == REDUCE_HEALTH:
             reduce_health(state, moves, params, running)
-        elif sid == 5:
+        elif sid == DAMAGE_HAZARDS:
             damage_hazards(state, moves, params, running)
-        elif sid == 6:
+        elif sid == FEED_SNAKES:
             feed_snakes(state, moves, params, running)
-        elif sid == 7:
+        elif sid == ELIMINATE_SNAKES:
             eliminate_snakes(state, moves, params, running)
-        elif sid == 8:
+        elif sid == REMOVE_FOOD:
             remove_food(state, moves, params, running)
-        elif sid == 9:
+        elif sid == GROW_CONSTRICTOR:
             grow_snakes_constrictor(state, moves, params, running)
-        elif sid == 10:
+        elif sid == POPULATE_HAZARDS_ROYALE:
             populate_hazards_royale(state, moves, params, running)
         else:
             raise ValueError("unknown stage id")
@@ -504,11 +507,11 @@ def hazards_scheduled(state, stepped, turns, offsets, cells):
 @njit(cache=True)
 def run_map_stages(state, params, map_stage_ids, stepped, turns, offsets, cells):
     for sid in map_stage_ids:
-        if sid == 0:
+        if sid == MAP_SPAWN_FOOD:
             spawn_food_standard(state, params, stepped)
-        elif sid == 1:
+        elif sid == MAP_ROYALE_HAZARDS:
             hazards_royale_map(state, params, stepped)
-        elif sid == 2:
+        elif sid == MAP_SCHEDULED_HAZARDS:
             hazards_scheduled(state, stepped, turns, offsets, cells)
         else:
             raise ValueError("unknown map stage id")
