@@ -87,7 +87,7 @@ class Games:
         self.state = allocate(int(batch_size), int(num_snakes), body_capacity=cells + 8,
                               food_capacity=cells + 4, hazard_capacity=max(1, settings.hazard_capacity()))
         self._set_stages()
-        self.reset()
+        self.reset(seeds=seeds_from(self._generator, self.batch_size))
 
     def _set_stages(self) -> None:
         stages = self.settings.rules.stages_for(self.num_snakes)
@@ -153,7 +153,7 @@ class Games:
         """New official starting boards for the games in ``mask`` (all by default).
 
         ``seeds`` (one per reset game) reseeds those games; without it a game continues its own stream, so a
-        batch slot's sequence of games is fixed by its first seed. On the first reset, seeds come from ``seed``.
+        batch slot's sequence of games is fixed by its first seed (drawn from ``seed`` when the batch is made).
         """
         mask = self._mask(mask)
         if seeds is not None:
@@ -162,8 +162,6 @@ class Games:
                 raise RulesError(f"seeds must be {int(mask.sum())} non-negative integers (one per reset game), "
                                  f"got {seeds!r}")
             self.state.rng[mask] = seeds.astype(np.uint64)
-        elif not self.state.rng.any():
-            self.state.rng[mask] = seeds_from(self._generator, int(mask.sum()))
         errors = np.zeros(self.batch_size, np.int8)
         setup_games(self.state, self._params, mask, self._place_food, errors)
         bad = np.flatnonzero(errors)
