@@ -13,6 +13,9 @@ setup(
     install_requires=[
         "numpy>=1.26",
         "numba>=0.60",
+        "gymnasium==1.2.2",  # the version ray[rllib] 2.60 pins
+        "pettingzoo>=1.25",
+        "pillow>=10",
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6"],

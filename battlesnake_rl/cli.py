@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("battlesnake_gym.demo", "play and draw a game between bots (no training needed)"),
     "conformance": ("battlesnake_gym.conformance", "check the engine against official traces and CLI exports"),
     "benchmark": ("battlesnake_gym.benchmark", "engine env-steps/s, one game alone and a batch of games"),
+    "replay": ("battlesnake_gym.replay", "draw a game export (official CLI or ours) as text, a GIF or an HTML page"),
 }
 
 
