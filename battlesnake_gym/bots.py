@@ -20,28 +20,7 @@ from numba import njit
 from .engine import Games
 from .engine.stages import P_HEIGHT, P_WIDTH
 from .engine.state import ALIVE, NO_MOVE
-
-_DX = np.array([0, 0, -1, 1], np.int64)  # up, down, left, right
-_DY = np.array([1, -1, 0, 0], np.int64)
-
-
-@njit(cache=True)
-def _mark_obstacles(state, b, width, height, grid):
-    """grid[x + y*width] = 1 on segments still there next turn: all but a tail that is about to move."""
-    grid[:] = 0
-    for s in range(state.length.shape[1]):
-        if state.elim_cause[b, s] != ALIVE:
-            continue
-        n = state.length[b, s]
-        last = n - 1
-        # The tail leaves unless it is stacked (the snake just ate): then its cell stays occupied.
-        stacked_tail = n >= 2 and state.body[b, s, n - 1, 0] == state.body[b, s, n - 2, 0] and \
-            state.body[b, s, n - 1, 1] == state.body[b, s, n - 2, 1]
-        end = n if stacked_tail else last
-        for i in range(end):
-            x, y = state.body[b, s, i, 0], state.body[b, s, i, 1]
-            if 0 <= x < width and 0 <= y < height:
-                grid[x + y * width] = 1
+from .features import mark_obstacles, step_target
 
 
 @njit(cache=True)
@@ -59,17 +38,13 @@ def safe_moves(state, params, wrapped, uniforms, out):
                 live = True
         if not live:
             continue
-        _mark_obstacles(state, b, width, height, grid)
+        mark_obstacles(state, b, width, height, grid)
         for s in range(num_snakes):
             if state.elim_cause[b, s] != ALIVE:
                 continue
-            hx, hy = np.int64(state.body[b, s, 0, 0]), np.int64(state.body[b, s, 0, 1])
             best = 0
             for d in range(4):
-                x, y = hx + _DX[d], hy + _DY[d]
-                if wrapped:
-                    x %= width
-                    y %= height
+                x, y = step_target(state, params, wrapped, b, s, d)
                 if x < 0 or x >= width or y < 0 or y >= height or grid[x + y * width]:
                     rank[d] = 0  # certain death
                     continue
