@@ -38,7 +38,7 @@ def mark_obstacles(state, b, width, height, grid):
                 grid[x + y * width] = 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def step_target(state, params, wrapped, b, s, move):
     """The cell (x, y) snake s of game b reaches with ``move`` (wrapped across edges when ``wrapped``)."""
     width, height = params[P_WIDTH], params[P_HEIGHT]
