@@ -9,7 +9,9 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["battlesnake_gym*", "battlesnake_rl*"]),
+    packages=find_packages(include=["battlesnake_gym*", "battlesnake_rl*"]) + ["battlesnake_rllib"],
+    # The training package lives in the SageMaker source_dir beside train-mabs.py.
+    package_dir={"battlesnake_rllib": "rllib_src/battlesnake_rllib"},
     install_requires=[
         "numpy>=1.26",
         "numba>=0.60",
@@ -18,7 +20,8 @@ setup(
         "pillow>=10",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6"],
+        "rllib": ["ray[rllib]==2.60.0"],
+        "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "ray[rllib]==2.60.0"],
     },
     entry_points={"console_scripts": ["battlesnake-rl=battlesnake_rl.cli:main"]},
     classifiers=["Programming Language :: Python :: 3", "License :: OSI Approved :: Apache Software License"],
