@@ -1,4 +1,5 @@
-"""Engine throughput: env-steps/s of one game stepped alone and of a batch of games, with bots choosing moves.
+"""Throughput: env-steps/s of one game alone, of a batch of games, and of the batched environment (observations of
+every snake included), with bots choosing moves.
 
 An env-step is one game advancing one turn (all its snakes move). Games that end are reset in place, as a training
 sampler does. The process is pinned to one CPU core where the OS allows it, so the figures are per core.
@@ -62,6 +63,34 @@ def measure(batch_size: int, seconds: float, settings: GameSettings, num_snakes:
     }
 
 
+def measure_env(batch_size: int, seconds: float, settings: GameSettings, num_snakes: int, bot: str,
+                encoder: str = "egocentric", seed: int = 0) -> dict:
+    """The batched environment: engine step + every snake's observation and action mask + rewards + resets."""
+    from .envs import BatchEnv
+
+    env = BatchEnv(settings, num_snakes=num_snakes, batch_size=batch_size, encoder=encoder, seed=seed)
+    policy = make_bot(bot, seed)
+
+    def run(budget: float) -> tuple[int, int, float]:
+        steps = finished = 0
+        start = time.perf_counter()
+        while True:
+            for _ in range(8):
+                result = env.step(policy(env.games))
+                steps += batch_size
+                if result.game_done.any():
+                    finished += int(result.game_done.sum())
+                    env.reset(result.game_done)
+            elapsed = time.perf_counter() - start
+            if elapsed >= budget:
+                return steps, finished, elapsed
+
+    run(min(0.5, seconds))
+    steps, finished, elapsed = run(seconds)
+    return {"batch_size": batch_size, "encoder": encoder, "obs_shape": list(env.obs_shape), "env_steps": steps,
+            "seconds": round(elapsed, 3), "env_steps_per_s": round(steps / elapsed), "games_finished": finished}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
@@ -73,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=11, help="board width and height")
     parser.add_argument("--ruleset", default="standard")
     parser.add_argument("--bot", default="safe", help="bot choosing every snake's moves (safe: non-fatal moves)")
+    parser.add_argument("--encoder", default="egocentric", help="observation encoder of the environment run")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the process to one CPU core")
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.batch < 1:
@@ -85,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "machine": platform.machine(), "cpus_visible": os.cpu_count()},
         "single_game": measure(1, args.seconds, settings, args.snakes, args.bot),
         "batched": measure(args.batch, args.seconds, settings, args.snakes, args.bot),
+        "env_batched": measure_env(args.batch, args.seconds, settings, args.snakes, args.bot, args.encoder),
     }
     if args.json:
         print(json.dumps(results, indent=2))
@@ -95,6 +126,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             r = results[name]
             print(f"{name:12s} batch {r['batch_size']:5d}: {r['env_steps_per_s']:>10,} env-steps/s "
                   f"({r['snake_steps_per_s']:,} snake-steps/s, mean game {r['mean_game_length']} turns)")
+        r = results["env_batched"]
+        print(f"{'env_batched':12s} batch {r['batch_size']:5d}: {r['env_steps_per_s']:>10,} env-steps/s "
+              f"(engine + {r['encoder']} observations {tuple(r['obs_shape'])} of every snake + masks + rewards)")
     return 0
 
 

@@ -51,7 +51,8 @@ def test_benchmark_json_reports_both_configurations() -> None:
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["single_game"]["batch_size"] == 1 and report["batched"]["batch_size"] == 16
-    for run in (report["single_game"], report["batched"]):
+    assert report["env_batched"]["obs_shape"] == [10, 21, 21]
+    for run in (report["single_game"], report["batched"], report["env_batched"]):
         assert run["env_steps"] > 0 and run["env_steps_per_s"] > 0
 
 
