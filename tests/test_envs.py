@@ -202,3 +202,27 @@ def test_the_vector_env_autoresets_on_the_next_step() -> None:
             assert not (terms | truncs)[ended].any() and (rewards[ended] == 0).all()  # the reset step
         ended = terms | truncs
         assert env.observation_space.contains(obs)
+
+
+@pytest.mark.parametrize("opponents", ["safe", "flood", "random"])
+def test_the_vector_env_equals_single_envs_step_for_step(opponents: str) -> None:
+    num_envs, seed, steps = 4, 11, 120
+    vector = BattlesnakeVectorEnv(num_envs=num_envs, num_snakes=3, opponents=opponents, max_turns=60)
+    singles = [BattlesnakeEnv(num_snakes=3, opponents=opponents, max_turns=60) for _ in range(num_envs)]
+    v_obs, _ = vector.reset(seed=seed)
+    s_obs = [env.reset(seed=seed + i)[0] for i, env in enumerate(singles)]
+    pending = np.zeros(num_envs, bool)  # single envs whose episode ended: they reset on the next step
+    rng = np.random.default_rng(0)
+    for _ in range(steps):
+        assert all(np.array_equal(v_obs[i], s_obs[i]) for i in range(num_envs))
+        actions = rng.integers(0, 4, num_envs)
+        v_obs, v_rew, v_term, v_trunc, _ = vector.step(actions)
+        for i, env in enumerate(singles):
+            if pending[i]:
+                s_obs[i], _ = env.reset()
+                assert v_rew[i] == 0 and not v_term[i] and not v_trunc[i]
+                pending[i] = False
+                continue
+            s_obs[i], rew, term, trunc, _ = env.step(int(actions[i]))
+            assert (rew, term, trunc) == (v_rew[i], v_term[i], v_trunc[i])
+            pending[i] = term or trunc

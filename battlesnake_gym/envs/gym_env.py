@@ -74,7 +74,8 @@ class BattlesnakeEnv(gym.Env):
 
     ## Arguments
     ``width``, ``height``, ``num_snakes``, ``ruleset``, ``map``, ``game_settings`` (other ``GameSettings`` fields),
-    ``opponents``, ``encoder``, ``rewards``, ``max_turns`` (default 1000), ``render_mode`` ("ansi" or "rgb_array").
+    ``opponents``, ``encoder``, ``rewards``, ``max_turns`` (default 1000), ``render_mode`` ("ansi" or "rgb_array"),
+    ``bot_seed`` (the bots' seed; their moves depend on it and on each game alone).
 
     ## Version History
     * v0: initial release.
@@ -91,7 +92,7 @@ class BattlesnakeEnv(gym.Env):
     def __init__(self, width: int = 11, height: int = 11, num_snakes: int = 4, ruleset: str = "standard",
                  map: str = "standard", game_settings: Mapping | None = None, opponents: str | Sequence[str] = "safe",
                  encoder: str | ObservationEncoder = "egocentric", rewards: str | Mapping | RewardConfig | None = None,
-                 max_turns: int | None = 1000, render_mode: str | None = None):
+                 max_turns: int | None = 1000, render_mode: str | None = None, bot_seed: int = 0):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise RulesError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
         self.render_mode = render_mode
@@ -100,7 +101,7 @@ class BattlesnakeEnv(gym.Env):
         self._opponent_names = _opponent_names(opponents, num_snakes)
         self._core = BatchEnv(self.settings, num_snakes=num_snakes, batch_size=1, encoder=encoder, rewards=rewards,
                               max_turns=max_turns)
-        self._opponents = _Opponents(self._opponent_names, None)
+        self._opponents = _Opponents(self._opponent_names, bot_seed)
         self.observation_space = self._core.encoder.space(self.settings, num_snakes)
         self.action_space = spaces.Discrete(4)
         self._done = True
@@ -120,7 +121,6 @@ class BattlesnakeEnv(gym.Env):
         super().reset(seed=seed)
         if seed is not None:
             self._core.reset(seeds=game_seeds(seed, 1))
-            self._opponents = _Opponents(self._opponent_names, int(game_seeds(seed, 1)[0]))
         else:
             self._core.reset()
         self._done = False
@@ -164,13 +164,14 @@ class BattlesnakeVectorEnv(VectorEnv):
     def __init__(self, num_envs: int = 16, width: int = 11, height: int = 11, num_snakes: int = 4,
                  ruleset: str = "standard", map: str = "standard", game_settings: Mapping | None = None,
                  opponents: str | Sequence[str] = "safe", encoder: str | ObservationEncoder = "egocentric",
-                 rewards: str | Mapping | RewardConfig | None = None, max_turns: int | None = 1000):
+                 rewards: str | Mapping | RewardConfig | None = None, max_turns: int | None = 1000,
+                 bot_seed: int = 0):
         self.settings = settings_from(game_settings, width=width, height=height, ruleset=ruleset, map=map)
         self._opponent_names = _opponent_names(opponents, num_snakes)
         self._core = BatchEnv(self.settings, num_snakes=num_snakes, batch_size=num_envs, encoder=encoder,
                               rewards=rewards, max_turns=max_turns)
         self.num_envs = self._core.batch_size
-        self._opponents = _Opponents(self._opponent_names, None)
+        self._opponents = _Opponents(self._opponent_names, bot_seed)
         self.single_observation_space = self._core.encoder.space(self.settings, num_snakes)
         self.single_action_space = spaces.Discrete(4)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
@@ -182,7 +183,6 @@ class BattlesnakeVectorEnv(VectorEnv):
         if seed is not None:
             seeds = np.concatenate([game_seeds(seed + i, 1) for i in range(self.num_envs)])
             self._core.reset(seeds=seeds)
-            self._opponents = _Opponents(self._opponent_names, int(seeds[0]))
         else:
             self._core.reset()
         self._needs_reset[:] = False
