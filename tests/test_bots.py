@@ -33,12 +33,10 @@ def _nonfatal_moves(games: Games, b: int, s: int) -> set[int]:
     return moves
 
 
-@pytest.mark.parametrize("ruleset", ["standard", "wrapped", "constrictor"])
-def test_the_safe_bot_never_moves_into_a_wall_or_body_when_it_has_a_choice(ruleset: str) -> None:
-    games = Games(GameSettings(ruleset=ruleset), num_snakes=4, batch_size=32, seed=2)
-    bot = SafeBot(seed=3)
+def _count_nonfatal_choices(bot, games: Games, turns: int) -> int:
+    """Play ``turns`` turns; assert every move is non-fatal whenever a non-fatal move exists; count those checks."""
     checked = 0
-    for _ in range(120):
+    for _ in range(turns):
         moves = bot(games)
         for b in range(games.batch_size):
             for s in range(games.num_snakes):
@@ -51,7 +49,13 @@ def test_the_safe_bot_never_moves_into_a_wall_or_body_when_it_has_a_choice(rules
                     checked += 1
         games.step(moves)
         games.reset(games.finished())
-    assert checked > 5000
+    return checked
+
+
+@pytest.mark.parametrize("ruleset", ["standard", "wrapped", "constrictor"])
+def test_the_safe_bot_never_moves_into_a_wall_or_body_when_it_has_a_choice(ruleset: str) -> None:
+    games = Games(GameSettings(ruleset=ruleset), num_snakes=4, batch_size=32, seed=2)
+    assert _count_nonfatal_choices(SafeBot(seed=3), games, turns=120) > 5000
 
 
 def test_the_safe_bot_avoids_a_head_to_head_it_would_lose() -> None:
@@ -107,22 +111,7 @@ def _moves_over_seeds(name: str, games: Games, snake: int = 0, seeds: int = 20, 
 def test_greedy_and_flood_never_move_into_a_wall_or_body_when_they_have_a_choice(name: str, ruleset: str) -> None:
     settings = GameSettings(ruleset=ruleset, map="royale" if ruleset == "royale" else "standard")
     games = Games(settings, num_snakes=4, batch_size=32, seed=5)
-    bot = make_bot(name, seed=6)
-    checked = 0
-    for _ in range(80):
-        moves = bot(games)
-        for b in range(games.batch_size):
-            for s in range(games.num_snakes):
-                if games.state.elim_cause[b, s]:
-                    assert moves[b, s] == -1
-                    continue
-                options = _nonfatal_moves(games, b, s)
-                if options:
-                    assert moves[b, s] in options, (b, s, options, moves[b, s])
-                    checked += 1
-        games.step(moves)
-        games.reset(games.finished())
-    assert checked > 3000
+    assert _count_nonfatal_choices(make_bot(name, seed=6), games, turns=80) > 3000
 
 
 def test_the_greedy_bot_takes_a_shortest_path_to_food_not_the_move_that_looks_closer() -> None:
