@@ -2,6 +2,9 @@
 
 from setuptools import find_packages, setup
 
+TRAIN = ["ray[rllib]==2.60.0", "torch==2.13.0", "tensorboardX>=2.6", "matplotlib>=3.8", "onnx>=1.16", "onnxscript>=0.2",
+         "onnxruntime>=1.18"]
+
 setup(
     name="battlesnake-rl",
     version="0.1.0",
@@ -20,8 +23,9 @@ setup(
         "pillow>=10",
     ],
     extras_require={
-        "rllib": ["ray[rllib]==2.60.0"],
-        "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "ray[rllib]==2.60.0"],
+        # torch is pinned to the CPU build this machine kind's pip finds locally; a newer torch pulls CUDA (GBs).
+        "rllib": TRAIN,
+        "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", *TRAIN],
     },
     entry_points={"console_scripts": ["battlesnake-rl=battlesnake_rl.cli:main"]},
     classifiers=["Programming Language :: Python :: 3", "License :: OSI Approved :: Apache Software License"],

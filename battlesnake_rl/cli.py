@@ -10,12 +10,14 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-# name -> (module with a main(argv) function, one-line help)
+# name -> ("module" with a main(argv) function, or "module:function", one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("battlesnake_gym.demo", "play and draw a game between bots (no training needed)"),
     "conformance": ("battlesnake_gym.conformance", "check the engine against official traces and CLI exports"),
     "benchmark": ("battlesnake_gym.benchmark", "engine env-steps/s, one game alone and a batch of games"),
     "replay": ("battlesnake_gym.replay", "draw a game export (official CLI or ours) as text, a GIF or an HTML page"),
+    "train": ("battlesnake_rllib.commands:train", "train a policy by self-play on RLlib (local, no AWS needed)"),
+    "evaluate": ("battlesnake_rllib.commands:evaluate", "play a trained model against bots; win rates with 95% CIs"),
 }
 
 
@@ -36,8 +38,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"battlesnake-rl: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
-    return int(module.main(rest) or 0)
+    target = COMMANDS[name][0]
+    module_name, _, function = target.partition(":")
+    module = importlib.import_module(module_name)
+    return int(getattr(module, function or "main")(rest) or 0)
 
 
 if __name__ == "__main__":

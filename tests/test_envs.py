@@ -33,8 +33,9 @@ def test_the_single_agent_env_passes_gymnasiums_checker() -> None:
 
 def test_the_rllib_adapter_passes_rllibs_checker() -> None:
     pytest.importorskip("ray.rllib")
-    from battlesnake_rllib.env import BattlesnakeMultiAgentEnv
     from ray.rllib.utils.pre_checks.env import check_multiagent_environments
+
+    from battlesnake_rllib.env import BattlesnakeMultiAgentEnv
 
     env = BattlesnakeMultiAgentEnv({"num_snakes": 4, "max_turns": 30})
     check_multiagent_environments(env)

@@ -1,0 +1,182 @@
+"""The RLlib configuration of a training run: one readable chain, built from ``TrainArgs`` and dotted overrides.
+
+Every snake is played by ONE shared policy (self-play); the fast ``BatchedEnvRunner`` steps many games at once and
+hands RLlib one single-agent episode per snake life, so the algorithm sees a single-agent problem with the
+single-snake spaces. Algorithms: PPO (default), APPO and IMPALA (asynchronous, distributed successors of APEX-style
+training). Overrides reach any RLlib setting: ``rl.training.lr=0.0003`` calls ``config.training(lr=0.0003)``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+from ray.rllib.algorithms.appo import APPOConfig
+from ray.rllib.algorithms.impala import IMPALAConfig
+from ray.rllib.algorithms.ppo import PPOConfig
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+from battlesnake_gym.envs import settings_from
+from battlesnake_gym.observations import ENCODERS
+from battlesnake_gym.rewards import make_rewards
+
+from .sampler import BatchedEnvRunner, SpacesOnlyEnv
+
+ALGORITHMS: dict[str, type[AlgorithmConfig]] = {"PPO": PPOConfig, "APPO": APPOConfig, "IMPALA": IMPALAConfig}
+
+
+class ConfigError(ValueError):
+    """A training setting that does not exist or does not fit: raised before any Ray worker starts."""
+
+
+@dataclass
+class TrainArgs:
+    """Settings of a training run (command-line flags, a JSON config file, or SageMaker hyperparameters)."""
+
+    algorithm: str = "PPO"  # PPO, APPO or IMPALA
+    width: int = 11  # board width
+    height: int = 11  # board height
+    num_snakes: int = 4  # snakes per game, all played by the shared policy
+    ruleset: str = "standard"  # official ruleset
+    map: str = "standard"  # official map
+    encoder: str = "egocentric"  # observation encoder (battlesnake_gym.observations.ENCODERS)
+    view: int = 11  # egocentric window (odd); 0 = the whole board (2H-1 x 2W-1)
+    rewards: str = "default"  # reward preset (battlesnake_gym.rewards.PRESETS)
+    max_turns: int = 500  # games still running are truncated here
+    num_games: int = 128  # games each env runner steps at once
+    steps_per_sample: int = 16  # batch steps per sample() call of a runner
+    num_env_runners: int = 0  # remote sampling actors (0: sample in the driver)
+    num_gpus: float = 0.0  # GPUs for the learner
+    lr: float = 3e-4  # learning rate
+    gamma: float = 0.99  # discount
+    train_batch_size: int = 8192  # snake-steps per training iteration
+    minibatch_size: int = 1024  # SGD minibatch (PPO)
+    num_epochs: int = 2  # SGD passes over each batch (PPO)
+    entropy_coeff: float = 0.01  # exploration bonus
+    conv_filters: list[int] = field(default_factory=lambda: [16, 32])  # CNN channels (3x3 convs)
+    hidden: int = 128  # fully connected width
+    seed: int = 0  # seeds games, runners and torch
+    overrides: list[str] = field(default_factory=list)  # dotted RLlib settings, e.g. rl.training.lr=0.001
+
+    def validate(self) -> None:
+        if self.algorithm not in ALGORITHMS:
+            raise ConfigError(f"unknown algorithm {self.algorithm!r}; known: {', '.join(ALGORITHMS)}")
+        if self.encoder not in ENCODERS:
+            raise ConfigError(f"unknown encoder {self.encoder!r}; known: {', '.join(ENCODERS)}")
+        if self.view and (self.view < 3 or self.view % 2 == 0):
+            raise ConfigError(f"view must be 0 or an odd number >= 3, got {self.view}")
+        for name in ("num_snakes", "max_turns", "num_games", "steps_per_sample", "train_batch_size",
+                     "minibatch_size", "num_epochs", "hidden"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        try:
+            settings_from(self.game_settings())
+            make_rewards(self.rewards)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def model_config(self) -> dict[str, Any]:
+        """The CNN's settings: 3x3 stride-2 convs of ``conv_filters`` channels, then ``hidden`` units."""
+        return {"conv_filters": [[c, 3, 2] for c in self.conv_filters], "hidden": [self.hidden]}
+
+    def game_settings(self) -> dict[str, Any]:
+        return {"width": self.width, "height": self.height, "ruleset": self.ruleset, "map": self.map}
+
+    def env_config(self) -> dict[str, Any]:
+        encoder: Any = self.encoder
+        if self.encoder == "egocentric" and self.view:
+            from battlesnake_gym.observations import EgocentricEncoder
+
+            encoder = EgocentricEncoder(view=self.view)
+        return {"game_settings": self.game_settings(), "num_snakes": self.num_snakes, "num_games": self.num_games,
+                "encoder": encoder, "rewards": self.rewards, "max_turns": self.max_turns,
+                "steps_per_sample": self.steps_per_sample, "torch_threads": 1, "seed": self.seed}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainArgs:
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown training settings {unknown}; known: {', '.join(known)}")
+        return cls(**values)
+
+
+def build_config(args: TrainArgs) -> AlgorithmConfig:
+    """The RLlib config of a run: fast batched sampler, one shared CNN policy, the algorithm's training settings."""
+    from .model import BattlesnakeCNN
+
+    args.validate()
+    config = (
+        ALGORITHMS[args.algorithm]()
+        .environment(env=SpacesOnlyEnv, env_config=args.env_config())
+        .env_runners(env_runner_cls=BatchedEnvRunner, num_env_runners=args.num_env_runners,
+                     num_envs_per_env_runner=1, rollout_fragment_length="auto")
+        .rl_module(rl_module_spec=RLModuleSpec(module_class=BattlesnakeCNN, model_config=args.model_config()))
+        .training(lr=args.lr, gamma=args.gamma, train_batch_size_per_learner=args.train_batch_size)
+        .learners(num_learners=0, num_gpus_per_learner=args.num_gpus)
+        .debugging(seed=args.seed)
+        .reporting(metrics_num_episodes_for_smoothing=200)
+    )
+    if args.algorithm == "PPO":
+        config.training(minibatch_size=args.minibatch_size, num_epochs=args.num_epochs,
+                        entropy_coeff=args.entropy_coeff)
+    else:
+        config.training(entropy_coeff=args.entropy_coeff)
+    apply_overrides(config, args.overrides)
+    return config
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """``rl.SECTION.KEY=VALUE`` (the ``rl.`` is optional) -> (section, key, value); VALUE is JSON or a string."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like rl.training.lr=0.0003")
+    path, raw = text.split("=", 1)
+    parts = path.strip().split(".")
+    if parts[0] == "rl":
+        parts = parts[1:]
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(f"override {text!r} must name a section and a setting, like rl.training.lr=0.0003")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return parts[0], parts[1], value
+
+
+def apply_overrides(config: AlgorithmConfig, overrides: list[str]) -> None:
+    """Apply dotted overrides, refusing settings RLlib does not have and values of the wrong type."""
+    for text in overrides:
+        section, key, value = parse_override(text)
+        method = getattr(config, section, None)
+        if section.startswith("_") or not callable(method):
+            raise ConfigError(f"override {text!r}: AlgorithmConfig has no section {section!r}")
+        params = inspect.signature(method).parameters
+        if key not in params:
+            raise ConfigError(f"override {text!r}: config.{section}() has no setting {key!r}; "
+                              f"known: {', '.join(p for p in params if p != 'self')}")
+        current = getattr(config, key, None)
+        if current is not None and not _same_kind(current, value):
+            raise ConfigError(f"override {text!r}: {key} is {type(current).__name__} ({current!r}), "
+                              f"got {type(value).__name__} {value!r}")
+        method(**{key: value})
+
+
+def _same_kind(current: Any, value: Any) -> bool:
+    if isinstance(current, bool) or isinstance(value, bool):
+        return isinstance(current, bool) and isinstance(value, bool)
+    if isinstance(current, (int, float)):
+        return isinstance(value, (int, float))
+    if isinstance(current, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    if isinstance(current, dict):
+        return isinstance(value, dict)
+    if isinstance(current, str):
+        return isinstance(value, str)
+    return True

@@ -1,0 +1,186 @@
+"""What a training run writes and reports: its folder, metric lines, evaluation against bots, exports and plots."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from ray.rllib.core.columns import Columns
+
+from battlesnake_gym.bots import make_bot
+from battlesnake_gym.engine import board_to_json
+from battlesnake_gym.envs import BatchEnv, settings_from
+from battlesnake_gym.evaluation import evaluate
+
+#: The per-iteration metrics printed as ``name: value`` lines (SageMaker metric definitions match these names).
+REPORTED = ("iteration", "episode_return_mean", "episode_len_mean", "env_steps_per_s", "num_env_steps_sampled_lifetime",
+            "iteration_s")
+
+
+def metric_lines(metrics: dict[str, Any]) -> list[str]:
+    """``name: value`` lines, one per metric, in a stable order (SageMaker's metric regexes read them)."""
+    order = [k for k in REPORTED if k in metrics] + sorted(k for k in metrics if k not in REPORTED)
+    lines = []
+    for key in order:
+        value = metrics[key]
+        lines.append(f"{key}: {value:.6g}" if isinstance(value, float) else f"{key}: {value}")
+    return lines
+
+
+class ModulePolicy:
+    """An RLModule as an evaluation policy: greedy (argmax) actions over the masked logits."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def __call__(self, obs: np.ndarray, action_mask: np.ndarray) -> np.ndarray:
+        batch = {Columns.OBS: {"observation": torch.from_numpy(np.ascontiguousarray(obs)),
+                               "action_mask": torch.from_numpy(action_mask.astype(np.int8))}}
+        with torch.no_grad():
+            out = self.module.forward_inference(batch)
+        return out[Columns.ACTION_DIST_INPUTS].argmax(-1).numpy()
+
+
+def evaluate_module(algo, args, opponents: Sequence[str], games: int, replay_to: Path | None = None) -> dict:
+    """Win rates of the current policy in 1v1 games against each bot (and a replay GIF of a 4-snake game)."""
+    policy = ModulePolicy(algo.get_module())
+    env_cfg = args.env_config()
+    report = evaluate(policy, opponents=list(opponents), games=games, modes=("1v1",),
+                      settings=env_cfg["game_settings"], encoder=env_cfg["encoder"], seed=1234,
+                      max_turns=args.max_turns)
+    metrics = {}
+    for opponent in opponents:
+        result = report["1v1", opponent]
+        metrics[f"win_rate_vs_{opponent}"] = result.win_rate
+    if replay_to is not None:
+        record_game(policy, env_cfg, list(opponents)[-1], replay_to)
+    return metrics
+
+
+def record_game(policy, env_cfg: dict, opponent: str, path: Path, seed: int = 7) -> list[dict]:
+    """Play one 4-snake game, the policy in slot 0 against ``opponent`` bots, and save it as a GIF."""
+    from battlesnake_gym.render import save_gif
+
+    env = BatchEnv(settings_from(env_cfg["game_settings"]), num_snakes=4, batch_size=1,
+                   encoder=env_cfg["encoder"], max_turns=env_cfg["max_turns"], seed=seed)
+    bot = make_bot(opponent, seed)
+    settings = env.settings
+    boards = [board_to_json(env.games.state, settings.width, settings.height)]
+    while True:
+        moves = bot(env.games).astype(np.int64)
+        if env.games.alive()[0, 0]:
+            moves[0, 0] = int(policy(env.obs[0, :1], env.action_mask[0, :1])[0])
+        result = env.step(np.where(moves < 0, 0, moves))
+        boards.append(board_to_json(env.games.state, settings.width, settings.height))
+        if result.game_done[0] or not env.games.alive()[0, 0]:
+            break
+    save_gif(boards, path)
+    return boards
+
+
+def _onnx_available() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) for name in ("onnx", "onnxscript"))
+
+
+class RunOutputs:
+    """The run folder: config, checkpoints, metrics (CSV and TensorBoard), exported model, plots."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.latest_checkpoint = root / "checkpoints" / "latest"
+        self.metrics_csv = root / "metrics.csv"
+        self.replay = root / "replay.gif"
+        self._writer = None
+        self._rows: list[dict] = []
+        if self.metrics_csv.exists():  # a resumed run appends
+            with self.metrics_csv.open() as fh:
+                self._rows = list(csv.DictReader(fh))
+
+    def write_config(self, args) -> None:
+        (self.root / "config.json").write_text(json.dumps(args.to_dict(), indent=2, default=str) + "\n")
+
+    def iteration_metrics(self, result: dict, started: float, steps_before: int | None) -> dict:
+        runners = result.get("env_runners", {})
+        elapsed = time.time() - started
+        steps = int(runners.get("num_env_steps_sampled_lifetime", 0))
+        metrics = {
+            "iteration": int(result.get("training_iteration", 0)),
+            "episode_return_mean": float(runners.get("episode_return_mean", float("nan"))),
+            "episode_len_mean": float(runners.get("episode_len_mean", float("nan"))),
+            "num_env_steps_sampled_lifetime": steps,
+            "iteration_s": elapsed,
+        }
+        if steps_before is not None and elapsed > 0:
+            metrics["env_steps_per_s"] = (steps - steps_before) / elapsed
+        return metrics
+
+    def log(self, metrics: dict) -> None:
+        self._rows.append({k: v for k, v in metrics.items()})
+        keys = list(dict.fromkeys(k for row in self._rows for k in row))
+        with self.metrics_csv.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(self._rows)
+        if self._writer is None:
+            from tensorboardX import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.root / "tb"))
+        step = int(metrics["iteration"])
+        for key, value in metrics.items():
+            if key != "iteration" and isinstance(value, (int, float)) and np.isfinite(value):
+                self._writer.add_scalar(key, value, step)
+        self._writer.flush()
+
+    def save_checkpoint(self, algo) -> None:
+        algo.save_to_path(str(self.latest_checkpoint.resolve()))
+
+    def export(self, algo) -> dict[str, Path]:
+        """TorchScript and ONNX policies (loadable without Ray) and the RLModule checkpoint, under model/."""
+        from .export import FORMATS, export_module
+
+        module = algo.get_module()
+        folder = self.root / "model"
+        formats = [f for f in FORMATS if f != "onnx" or _onnx_available()]
+        paths = export_module(module, folder, formats=formats)
+        module.save_to_path(str((folder / "rl_module").resolve()))
+        return {**paths, "rl_module": folder / "rl_module"}
+
+    def plot_learning_curve(self) -> Path | None:
+        rows = [r for r in self._rows if str(r.get("episode_return_mean", "nan")) not in ("nan", "")]
+        if not rows:
+            return None
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        it = [int(float(r["iteration"])) for r in rows]
+        axes[0].plot(it, [float(r["episode_return_mean"]) for r in rows])
+        axes[0].set(title="mean return of a snake life", xlabel="iteration")
+        axes[1].plot(it, [float(r["episode_len_mean"]) for r in rows], label="life length")
+        wins = [(int(float(r["iteration"])), float(v)) for r in self._rows for k, v in r.items()
+                if k.startswith("win_rate_vs_") and v not in ("", None)]
+        axes[1].set(title="mean life length (turns)", xlabel="iteration")
+        if wins:
+            ax = axes[1].twinx()
+            ax.plot(*zip(*wins), "o", color="tab:red", label="win rate vs bots")
+            ax.set_ylim(0, 1)
+        fig.tight_layout()
+        path = self.root / "learning_curve.png"
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        return path
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
