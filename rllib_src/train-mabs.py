@@ -21,7 +21,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -47,12 +47,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainArgs, argparse.Names
     run.add_argument("--no-export", action="store_true", help="skip the TorchScript/ONNX export at the end")
     settings = parser.add_argument_group("training settings (TrainArgs)")
     for f in fields(TrainArgs):
-        default = f.default if f.default is not f.default_factory else f.default_factory()  # type: ignore[misc]
-        if isinstance(default, list):
-            kind = float if f.name not in ("conv_filters", "overrides") else (int if f.name == "conv_filters" else str)
-            settings.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, nargs="*", default=None)
+        default = f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
+        flag = f"--{f.name.replace('_', '-')}"
+        if isinstance(default, list):  # conv_filters: ints; overrides: strings
+            kind = int if f.name == "conv_filters" else str
+            settings.add_argument(flag, dest=f.name, type=kind, nargs="*", default=None, help=f"(default {default})")
         else:
-            settings.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=type(default), default=None)
+            settings.add_argument(flag, dest=f.name, type=type(default), default=None, help=f"(default {default})")
     ns = parser.parse_args(argv)
     values = json.loads(ns.config.read_text()) if ns.config else {}
     values.update({f.name: getattr(ns, f.name) for f in fields(TrainArgs) if getattr(ns, f.name) is not None})

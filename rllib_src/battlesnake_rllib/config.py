@@ -157,15 +157,29 @@ def apply_overrides(config: AlgorithmConfig, overrides: list[str]) -> None:
         method = getattr(config, section, None)
         if section.startswith("_") or not callable(method):
             raise ConfigError(f"override {text!r}: AlgorithmConfig has no section {section!r}")
-        params = inspect.signature(method).parameters
+        params = _settings_of(type(config), section)
         if key not in params:
             raise ConfigError(f"override {text!r}: config.{section}() has no setting {key!r}; "
-                              f"known: {', '.join(p for p in params if p != 'self')}")
+                              f"known: {', '.join(sorted(params))}")
         current = getattr(config, key, None)
         if current is not None and not _same_kind(current, value):
             raise ConfigError(f"override {text!r}: {key} is {type(current).__name__} ({current!r}), "
                               f"got {type(value).__name__} {value!r}")
         method(**{key: value})
+
+
+def _settings_of(cls: type, section: str) -> set[str]:
+    """The keyword settings of ``config.<section>()``, along the class hierarchy (subclasses pass **kwargs up)."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        method = klass.__dict__.get(section)
+        if method is None:
+            continue
+        params = inspect.signature(method).parameters.values()
+        names |= {p.name for p in params if p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return names - {"self"}
 
 
 def _same_kind(current: Any, value: Any) -> bool:

@@ -222,10 +222,11 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
 
     def _episode(self, b, s, t0, t1, obs_buf, mask_buf, act_buf, logp_buf, dist_buf, rew_buf, terminated,
                  truncated) -> SingleAgentEpisode:
+        """Game b, slot s, batch steps t0..t1 as an episode (chunk); ``custom_data["slot"]`` says (b, s)."""
         n = t1 - t0
         obs = {"observation": np.ascontiguousarray(obs_buf[t0:t1 + 1, b, s]),
                "action_mask": np.ascontiguousarray(mask_buf[t0:t1 + 1, b, s])}
-        return SingleAgentEpisode(
+        episode = SingleAgentEpisode(
             id_=self._life_id[b, s],
             observations=InfiniteLookbackBuffer(obs),
             infos=InfiniteLookbackBuffer([{} for _ in range(n + 1)]),
@@ -242,6 +243,8 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
             observation_space=self.env.single_observation_space,
             action_space=self.env.single_action_space,
         )
+        episode.custom_data["slot"] = (int(b), int(s))
+        return episode
 
     def _log_life(self, b: int, s: int, chunk_len: int) -> None:
         length = int(self._life_t[b, s] + chunk_len)
