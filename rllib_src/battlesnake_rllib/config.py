@@ -3,7 +3,8 @@
 Every snake is played by ONE shared policy (self-play); the fast ``BatchedEnvRunner`` steps many games at once and
 hands RLlib one single-agent episode per snake life, so the algorithm sees a single-agent problem with the
 single-snake spaces. Algorithms: PPO (default), APPO and IMPALA (asynchronous, distributed successors of APEX-style
-training). Overrides reach any RLlib setting: ``rl.training.lr=0.0003`` calls ``config.training(lr=0.0003)``.
+training), and DQN with prioritized replay (APEX-DQN itself is gone from RLlib 2.x). Overrides reach any RLlib
+setting: ``rl.training.lr=0.0003`` calls ``config.training(lr=0.0003)``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.rllib.algorithms.appo import APPOConfig
+from ray.rllib.algorithms.dqn import DQNConfig
 from ray.rllib.algorithms.impala import IMPALAConfig
 from ray.rllib.algorithms.ppo import PPOConfig
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
@@ -25,7 +27,8 @@ from battlesnake_gym.rewards import make_rewards
 
 from .sampler import BatchedEnvRunner, SpacesOnlyEnv
 
-ALGORITHMS: dict[str, type[AlgorithmConfig]] = {"PPO": PPOConfig, "APPO": APPOConfig, "IMPALA": IMPALAConfig}
+ALGORITHMS: dict[str, type[AlgorithmConfig]] = {"PPO": PPOConfig, "APPO": APPOConfig, "IMPALA": IMPALAConfig,
+                                                 "DQN": DQNConfig}
 
 
 class ConfigError(ValueError):
@@ -36,7 +39,7 @@ class ConfigError(ValueError):
 class TrainArgs:
     """Settings of a training run (command-line flags, a JSON config file, or SageMaker hyperparameters)."""
 
-    algorithm: str = "PPO"  # PPO, APPO or IMPALA
+    algorithm: str = "PPO"  # PPO, APPO, IMPALA, or DQN (prioritized replay)
     width: int = 11  # board width
     height: int = 11  # board height
     num_snakes: int = 4  # snakes per game, all played by the shared policy
@@ -56,7 +59,7 @@ class TrainArgs:
     minibatch_size: int = 1024  # SGD minibatch (PPO)
     num_epochs: int = 2  # SGD passes over each batch (PPO)
     entropy_coeff: float = 0.01  # exploration bonus
-    conv_filters: list[int] = field(default_factory=lambda: [16, 32])  # CNN channels (3x3 convs)
+    conv_filters: list[int] = field(default_factory=lambda: [12, 24])  # CNN channels (3x3 stride-2 convs)
     hidden: int = 128  # fully connected width
     seed: int = 0  # seeds games, runners and torch
     overrides: list[str] = field(default_factory=list)  # dotted RLlib settings, e.g. rl.training.lr=0.001
@@ -110,15 +113,16 @@ class TrainArgs:
 
 def build_config(args: TrainArgs) -> AlgorithmConfig:
     """The RLlib config of a run: fast batched sampler, one shared CNN policy, the algorithm's training settings."""
-    from .model import BattlesnakeCNN
+    from .model import BattlesnakeCNN, BattlesnakeCNNQ
 
     args.validate()
+    module_class = BattlesnakeCNNQ if args.algorithm == "DQN" else BattlesnakeCNN
     config = (
         ALGORITHMS[args.algorithm]()
         .environment(env=SpacesOnlyEnv, env_config=args.env_config())
         .env_runners(env_runner_cls=BatchedEnvRunner, num_env_runners=args.num_env_runners,
                      num_envs_per_env_runner=1, rollout_fragment_length="auto")
-        .rl_module(rl_module_spec=RLModuleSpec(module_class=BattlesnakeCNN, model_config=args.model_config()))
+        .rl_module(rl_module_spec=RLModuleSpec(module_class=module_class, model_config=args.model_config()))
         .training(lr=args.lr, gamma=args.gamma, train_batch_size_per_learner=args.train_batch_size)
         .learners(num_learners=0, num_gpus_per_learner=args.num_gpus)
         .debugging(seed=args.seed)
@@ -127,6 +131,11 @@ def build_config(args: TrainArgs) -> AlgorithmConfig:
     if args.algorithm == "PPO":
         config.training(minibatch_size=args.minibatch_size, num_epochs=args.num_epochs,
                         entropy_coeff=args.entropy_coeff)
+    elif args.algorithm == "DQN":
+        config.training(train_batch_size_per_learner=args.minibatch_size, double_q=True, dueling=True, n_step=3,
+                        num_steps_sampled_before_learning_starts=args.train_batch_size,
+                        replay_buffer_config={"type": "PrioritizedEpisodeReplayBuffer", "capacity": 200_000,
+                                              "alpha": 0.6, "beta": 0.4})
     else:
         config.training(entropy_coeff=args.entropy_coeff)
     apply_overrides(config, args.overrides)

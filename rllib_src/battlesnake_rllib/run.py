@@ -44,6 +44,8 @@ class ModulePolicy:
                                "action_mask": torch.from_numpy(action_mask.astype(np.int8))}}
         with torch.no_grad():
             out = self.module.forward_inference(batch)
+        if Columns.ACTIONS in out:  # value-based modules (DQN) return their greedy actions
+            return out[Columns.ACTIONS].numpy()
         return out[Columns.ACTION_DIST_INPUTS].argmax(-1).numpy()
 
 

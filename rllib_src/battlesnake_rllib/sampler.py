@@ -144,17 +144,20 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
             return actions, np.full(n, -np.log(4.0), np.float32), logits
         batch = {Columns.OBS: {"observation": torch.from_numpy(obs), "action_mask": torch.from_numpy(mask)}}
         with torch.no_grad():
+            out = self.module.forward_exploration(batch) if explore else self.module.forward_inference(batch)
+            if Columns.ACTIONS in out:  # value-based modules (DQN) pick their actions themselves
+                actions = out[Columns.ACTIONS]
+                return (actions.numpy().astype(np.int64), np.zeros(n, np.float32),
+                        np.zeros((n, 4), np.float32))
+            logits = out[Columns.ACTION_DIST_INPUTS]
             if explore:
-                out = self.module.forward_exploration(batch)
-                dist = self.module.get_exploration_action_dist_cls().from_logits(out[Columns.ACTION_DIST_INPUTS])
+                dist = self.module.get_exploration_action_dist_cls().from_logits(logits)
                 actions = dist.sample()
             else:
-                out = self.module.forward_inference(batch)
-                dist = self.module.get_inference_action_dist_cls().from_logits(out[Columns.ACTION_DIST_INPUTS])
+                dist = self.module.get_inference_action_dist_cls().from_logits(logits)
                 actions = dist.to_deterministic().sample()
             logp = dist.logp(actions)
-        return (actions.numpy().astype(np.int64), logp.numpy().astype(np.float32),
-                out[Columns.ACTION_DIST_INPUTS].numpy().astype(np.float32))
+        return actions.numpy().astype(np.int64), logp.numpy().astype(np.float32), logits.numpy().astype(np.float32)
 
     def _sample_batched(self, num_timesteps, explore, random_actions, reset) -> list:
         env = self.batch
