@@ -1,4 +1,4 @@
-# The two set-up commands of the README: `make demo` (the main job) and `make test`. Each creates .venv and installs
+# The two set-up commands of the README: `make train` (the main job) and `make test`. Each creates .venv and installs
 # the project into it on first use (and again when setup.py or pyproject.toml change).
 PYTHON ?= python3
 VENV ?= .venv
@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SHARED ?= ../shared
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint conformance benchmark clean
+.PHONY: install train demo test lint conformance benchmark clean
 
 $(STAMP): setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,10 @@ $(STAMP): setup.py pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Local self-play training with the embedded defaults (10 minutes; no AWS account, no GPU): writes runs/<name>/.
+train: $(STAMP)
+	$(BIN)/battlesnake-rl train $(ARGS)
 
 demo: $(STAMP)
 	$(BIN)/battlesnake-rl demo

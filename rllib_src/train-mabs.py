@@ -29,7 +29,7 @@ if str(HERE) not in sys.path:  # SageMaker runs this file from source_dir, next 
     sys.path.insert(0, str(HERE))
 
 from battlesnake_rllib.config import ConfigError, TrainArgs, build_config  # noqa: E402
-from battlesnake_rllib.run import RunOutputs, evaluate_module, metric_lines  # noqa: E402
+from battlesnake_rllib.run import Progress, RunOutputs, evaluate_module, metric_lines  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[TrainArgs, argparse.Namespace]:
@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainArgs, argparse.Names
     for f in fields(TrainArgs):
         default = f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
         flag = f"--{f.name.replace('_', '-')}"
-        if isinstance(default, list):  # conv_filters: ints; overrides: strings
+        if isinstance(default, list):  # conv_filters: ints; overrides and opponents: strings
             kind = int if f.name == "conv_filters" else str
             settings.add_argument(flag, dest=f.name, type=kind, nargs="*", default=None, help=f"(default {default})")
         else:
@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     deadline = time.time() + 60 * run.minutes
     opponents = [o for o in run.eval_opponents.split(",") if o]
     steps_before = None
+    progress = Progress(run.minutes, run.iterations)
     while time.time() < deadline and (run.iterations is None or algo.iteration < run.iterations):
         started = time.time()
         result = algo.train()
@@ -100,10 +101,12 @@ def main(argv: list[str] | None = None) -> int:
         for line in metric_lines(metrics):
             print(line, flush=True)
         out.log(metrics)
+        progress.update(algo.iteration, metrics)
         if run.checkpoint_every and algo.iteration % run.checkpoint_every == 0:
             out.save_checkpoint(algo)
 
     # ---------------------------------------------------------------- outputs of the run
+    progress.close()
     out.save_checkpoint(algo)
     final = evaluate_module(algo, args, opponents, run.eval_games, replay_to=out.replay) if opponents else {}
     for line in metric_lines({"iteration": algo.iteration, **final}):

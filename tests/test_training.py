@@ -20,13 +20,15 @@ REPO = Path(__file__).resolve().parents[1]
 TRAIN = REPO / "rllib_src" / "train-mabs.py"
 
 
-def _runner(num_games: int = 8, seed: int = 3) -> BatchedEnvRunner:
-    args = TrainArgs(num_games=num_games, num_snakes=4, max_turns=40, steps_per_sample=8, seed=seed)
+def _runner(num_games: int = 8, seed: int = 3, opponent_games: float = 0.0) -> BatchedEnvRunner:
+    args = TrainArgs(num_games=num_games, num_snakes=4, max_turns=40, steps_per_sample=8, seed=seed,
+                     opponents=["safe", "greedy"], opponent_games=opponent_games)
     return BatchedEnvRunner(config=build_config(args))
 
 
-def test_the_samplers_episodes_carry_exactly_the_envs_rewards_and_ends() -> None:
-    runner = _runner()
+@pytest.mark.parametrize("opponent_games", [0.0, 0.5])
+def test_the_samplers_episodes_carry_exactly_the_envs_rewards_and_ends(opponent_games: float) -> None:
+    runner = _runner(opponent_games=opponent_games)
     records = []  # per batch step: (alive before, actions, rewards, terminated, truncated) as the env returned them
     step = runner.batch.step
 
@@ -52,7 +54,8 @@ def test_the_samplers_episodes_carry_exactly_the_envs_rewards_and_ends() -> None
     by_slot: dict[tuple[int, int], list] = {}
     for episode in episodes:
         by_slot.setdefault(episode.custom_data["slot"], []).append(episode)
-    assert len(by_slot) == 8 * 4
+    bot_games = int(round(opponent_games * 8))  # bots take seats 1..3 of the first games: no episodes there
+    assert set(by_slot) == {(b, s) for b in range(8) for s in range(4) if b >= bot_games or s == 0}
     for (b, s), chunks in by_slot.items():
         played = [r for r in records if r[0][b, s]]
         assert np.allclose(np.concatenate([e.get_rewards() for e in chunks]), [r[2][b, s] for r in played])

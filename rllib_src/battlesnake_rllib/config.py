@@ -61,6 +61,8 @@ class TrainArgs:
     entropy_coeff: float = 0.01  # exploration bonus
     conv_filters: list[int] = field(default_factory=lambda: [12, 24])  # CNN channels (3x3 stride-2 convs)
     hidden: int = 128  # fully connected width
+    opponents: list[str] = field(default_factory=lambda: ["safe", "greedy"])  # bots of the opponent pool
+    opponent_games: float = 0.5  # share of games where pool bots take every seat but one (0: pure self-play)
     seed: int = 0  # seeds games, runners and torch
     overrides: list[str] = field(default_factory=list)  # dotted RLlib settings, e.g. rl.training.lr=0.001
 
@@ -76,6 +78,13 @@ class TrainArgs:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        from battlesnake_gym.bots import BOTS
+
+        unknown = [name for name in self.opponents if name not in BOTS]
+        if unknown:
+            raise ConfigError(f"unknown opponent bots {unknown}; known: {', '.join(BOTS)}")
+        if not 0.0 <= self.opponent_games <= 1.0:
+            raise ConfigError(f"opponent_games must be a share in [0, 1], got {self.opponent_games}")
         try:
             settings_from(self.game_settings())
             make_rewards(self.rewards)
@@ -97,7 +106,8 @@ class TrainArgs:
             encoder = EgocentricEncoder(view=self.view)
         return {"game_settings": self.game_settings(), "num_snakes": self.num_snakes, "num_games": self.num_games,
                 "encoder": encoder, "rewards": self.rewards, "max_turns": self.max_turns,
-                "steps_per_sample": self.steps_per_sample, "torch_threads": 1, "seed": self.seed}
+                "steps_per_sample": self.steps_per_sample, "torch_threads": 1, "seed": self.seed,
+                "opponents": list(self.opponents), "opponent_games": self.opponent_games}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -86,6 +86,39 @@ def record_game(policy, env_cfg: dict, opponent: str, path: Path, seed: int = 7)
     return boards
 
 
+class Progress:
+    """A one-line progress bar on a terminal (stderr); elsewhere a line at every tenth of the budget."""
+
+    def __init__(self, minutes: float, iterations: int | None, stream=None):
+        import sys
+
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.start, self.minutes, self.iterations = time.time(), minutes, iterations
+        self._tenth = -1
+
+    def update(self, iteration: int, metrics: dict) -> None:
+        done = (time.time() - self.start) / (60 * self.minutes) if self.minutes > 0 else 0.0
+        if self.iterations:
+            done = max(done, iteration / self.iterations)
+        done = min(done, 1.0)
+        wins = " ".join(f"{k.removeprefix('win_rate_vs_')} {v:.0%}" for k, v in metrics.items()
+                        if k.startswith("win_rate_vs_"))
+        text = (f"[{'#' * int(done * 20):<20}] {done:4.0%}  {(time.time() - self.start) / 60:4.1f}/"
+                f"{self.minutes:g} min  iteration {iteration}  return {metrics.get('episode_return_mean', 0):+.2f}"
+                + (f"  wins: {wins}" if wins else ""))
+        if self.tty:
+            self.stream.write("\r" + text)
+            self.stream.flush()
+        elif int(done * 10) > self._tenth:
+            self._tenth = int(done * 10)
+            print(f"progress: {text}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+
+
 def _onnx_available() -> bool:
     import importlib.util
 

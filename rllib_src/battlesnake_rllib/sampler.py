@@ -27,11 +27,12 @@ from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 from ray.rllib.env.utils.infinite_lookback_buffer import InfiniteLookbackBuffer
 
+from battlesnake_gym.bots import make_bot
 from battlesnake_gym.envs import BatchEnv, settings_from
 
 #: env_config keys the runner reads (everything else is ignored).
 BATCH_KEYS = ("game_settings", "num_snakes", "num_games", "encoder", "rewards", "max_turns", "steps_per_sample",
-              "torch_threads", "seed")
+              "torch_threads", "seed", "opponents", "opponent_games")
 
 
 def observation_space(env_config: dict[str, Any]) -> gym.spaces.Dict:
@@ -88,7 +89,9 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
 
     ``env_config`` keys: ``game_settings`` (GameSettings fields), ``num_snakes``, ``num_games`` (B),
     ``encoder``, ``rewards``, ``max_turns``, ``steps_per_sample`` (batch steps per ``sample()`` call when RLlib asks
-    for no particular number), ``torch_threads`` (inference threads of this runner, default 1), ``seed``.
+    for no particular number), ``torch_threads`` (inference threads of this runner, default 1), ``seed``,
+    ``opponents`` (bot names of the opponent pool) and ``opponent_games`` (the share of games in which those bots
+    take every seat but slot 0; the other games are pure self-play).
     """
 
     def make_env(self) -> None:
@@ -109,9 +112,20 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
         self._life_start = np.zeros((b, s), np.float64)  # wall time the life began
         self._active = np.zeros((b, s), np.bool_)  # the slot's snake is alive and its life open
         self._games_done = 0
+        # Opponent pool: in the first `opponent_games` share of the games, bots play every seat but slot 0.
+        names = [n for n in cfg.get("opponents", []) if n]
+        share = float(cfg.get("opponent_games", 0.0) if names else 0.0)
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"opponent_games must be a share in [0, 1], got {share!r}")
+        self._bots = {name: make_bot(name, seed) for name in dict.fromkeys(names)}
+        self._bot_slot = np.zeros((b, s), np.bool_)  # (B, S) seats played by bots, not the learning policy
+        self._bot_name = np.full((b, s), "", dtype=object)
+        for game in range(int(round(share * b))):
+            self._bot_slot[game, 1:] = True
+            self._bot_name[game, 1:] = names[game % len(names)]
 
     def _start_lives(self, games_mask: np.ndarray) -> None:
-        alive = self.batch.games.alive() & games_mask[:, None]
+        alive = self.batch.games.alive() & games_mask[:, None] & ~self._bot_slot
         for b, s in np.argwhere(alive):
             self._life_id[b, s] = uuid.uuid4().hex
         self._life_t[alive] = 0
@@ -191,7 +205,10 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
                 a, lp, di = self._policy(obs_buf[k][idx], mask_buf[k][idx], explore, random_actions)
             actions[idx] = a
             act_buf[k][idx], logp_buf[k][idx], dist_buf[k][idx] = a, lp, di
-            result = env.step(actions)
+            for name, bot in self._bots.items():
+                seats = self._bot_name == name
+                actions[seats] = bot(env.games)[seats]
+            result = env.step(np.maximum(actions, 0))
             rew_buf[k] = result.rewards
             obs_buf[k + 1], mask_buf[k + 1] = result.obs, env.action_mask
             ts += len(a)
