@@ -39,17 +39,26 @@ def test_the_samplers_episodes_carry_exactly_the_envs_rewards_and_ends(opponent_
                         result.truncated.copy()))
         return result
 
-    runner.batch.step = recording_step
+    resets = []  # (number of steps before it, mask) of every reset the runner made
+    reset = runner.batch.reset
+
+    def recording_reset(mask=None, seeds=None):
+        resets.append((len(records), None if mask is None else np.array(mask)))
+        return reset(mask, seeds)
+
+    runner.batch.step, runner.batch.reset = recording_step, recording_reset
     episodes = runner.sample(num_timesteps=600) + runner.sample(num_timesteps=600)
-    # The env is deterministic given the joint actions: a fresh one of the same seed replays them exactly.
+    # The env is deterministic given the joint actions and resets: a fresh one of the same seed replays them.
     replay = make_batch_env(runner.config.env_config, seed=runner.config.env_config["seed"] * 1000)
-    replay.reset()
-    for _, actions, rewards, terminated, truncated in records:
+    for i in range(len(records) + 1):
+        for _, mask in (r for r in resets if r[0] == i):
+            replay.reset(mask)
+        if i == len(records):
+            break
+        _, actions, rewards, terminated, truncated = records[i]
         result = replay.step(actions)
         assert np.array_equal(result.rewards, rewards) and np.array_equal(result.terminated, terminated)
         assert np.array_equal(result.truncated, truncated)
-        if result.game_done.any():
-            replay.reset(result.game_done)
     # Each slot's episodes, in order, hold exactly the rewards of the steps its snakes played, life by life.
     by_slot: dict[tuple[int, int], list] = {}
     for episode in episodes:
@@ -124,3 +133,15 @@ def test_a_tiny_run_writes_checkpoint_models_and_metrics_and_resumes(tmp_path: P
     assert "iteration: 3" in second.stdout.splitlines()
     rows = (out / "metrics.csv").read_text().splitlines()
     assert [row.split(",")[0] for row in rows[1:]] == ["1", "2", "3"]
+
+
+@pytest.mark.slow
+def test_training_samples_with_a_remote_env_runner(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, str(TRAIN), "--out", str(tmp_path / "run"), "--num-env-runners", "1",
+                             "--num-games", "16", "--train-batch-size", "512", "--minibatch-size", "256",
+                             "--iterations", "2", "--eval-every", "0", "--no-export"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    steps = [float(line.split(": ")[1]) for line in result.stdout.splitlines()
+             if line.startswith("num_env_steps_sampled_lifetime: ")]
+    assert steps and steps[-1] >= 1024

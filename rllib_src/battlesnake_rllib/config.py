@@ -62,7 +62,7 @@ class TrainArgs:
     conv_filters: list[int] = field(default_factory=lambda: [12, 24])  # CNN channels (3x3 stride-2 convs)
     hidden: int = 128  # fully connected width
     opponents: list[str] = field(default_factory=lambda: ["safe", "greedy"])  # bots of the opponent pool
-    opponent_games: float = 0.5  # share of games where pool bots take every seat but one (0: pure self-play)
+    opponent_games: float = 0.0  # share of games where pool bots take every seat but one (0: pure self-play)
     seed: int = 0  # seeds games, runners and torch
     overrides: list[str] = field(default_factory=list)  # dotted RLlib settings, e.g. rl.training.lr=0.001
 

@@ -123,6 +123,7 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
         for game in range(int(round(share * b))):
             self._bot_slot[game, 1:] = True
             self._bot_name[game, 1:] = names[game % len(names)]
+        self._bot_game = self._bot_slot.any(axis=1)  # (B,) games against the pool: they end with the learner
 
     def _start_lives(self, games_mask: np.ndarray) -> None:
         alive = self.batch.games.alive() & games_mask[:, None] & ~self._bot_slot
@@ -201,10 +202,13 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
             live = self._active.copy()
             idx = np.nonzero(live)
             actions = np.zeros((b_size, s_size), np.int64)
-            with self.metrics.log_time("rlmodule_inference"):
-                a, lp, di = self._policy(obs_buf[k][idx], mask_buf[k][idx], explore, random_actions)
-            actions[idx] = a
-            act_buf[k][idx], logp_buf[k][idx], dist_buf[k][idx] = a, lp, di
+            if len(idx[0]):
+                with self.metrics.log_time("rlmodule_inference"):
+                    a, lp, di = self._policy(obs_buf[k][idx], mask_buf[k][idx], explore, random_actions)
+                actions[idx] = a
+                act_buf[k][idx], logp_buf[k][idx], dist_buf[k][idx] = a, lp, di
+            else:
+                a = actions[idx]
             for name, bot in self._bots.items():
                 seats = self._bot_name == name
                 actions[seats] = bot(env.games)[seats]
@@ -221,13 +225,14 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
                                                    bool(result.truncated[b, s])))
                 self._log_life(b, s, k - chunk_start[b, s])
             self._active &= ~ended
-            if result.game_done.any():
-                self._games_done += int(result.game_done.sum())
-                env.reset(result.game_done)
-                self._start_lives(result.game_done)
-                chunk_start[result.game_done] = k
-                obs_buf[k][result.game_done], mask_buf[k][result.game_done] = (
-                    env.obs[result.game_done], env.action_mask[result.game_done])
+            # A game against the pool is over for training once its learner is out: no need to watch the bots.
+            over = result.game_done | (self._bot_game & ~self._active.any(axis=1))
+            if over.any():
+                self._games_done += int(over.sum())
+                env.reset(over)
+                self._start_lives(over)
+                chunk_start[over] = k
+                obs_buf[k][over], mask_buf[k][over] = env.obs[over], env.action_mask[over]
         # The lives still open go out as not-done chunks and continue under the same ids next call.
         ongoing = []
         for b, s in np.argwhere(self._active):
