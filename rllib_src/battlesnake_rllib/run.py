@@ -203,13 +203,17 @@ class RunOutputs:
         axes[0].plot(it, [float(r["episode_return_mean"]) for r in rows])
         axes[0].set(title="mean return of a snake life", xlabel="iteration")
         axes[1].plot(it, [float(r["episode_len_mean"]) for r in rows], label="life length")
-        wins = [(int(float(r["iteration"])), float(v)) for r in self._rows for k, v in r.items()
-                if k.startswith("win_rate_vs_") and v not in ("", None)]
-        axes[1].set(title="mean life length (turns)", xlabel="iteration")
-        if wins:
+        axes[1].set(title="mean life length (turns) and 1v1 win rates", xlabel="iteration")
+        keys = sorted({k for r in self._rows for k in r if k.startswith("win_rate_vs_")})
+        if keys:
             ax = axes[1].twinx()
-            ax.plot(*zip(*wins), "o", color="tab:red", label="win rate vs bots")
+            for key, colour in zip(keys, ("tab:red", "tab:green", "tab:purple", "tab:orange")):
+                points = [(int(float(r["iteration"])), float(r[key])) for r in self._rows
+                          if r.get(key) not in ("", None)]
+                ax.plot(*zip(*points), "o-", color=colour, markersize=3, linewidth=0.8,
+                        label=f"win rate vs {key.removeprefix('win_rate_vs_')}")
             ax.set_ylim(0, 1)
+            ax.legend(loc="lower right")
         fig.tight_layout()
         path = self.root / "learning_curve.png"
         fig.savefig(path, dpi=80)
