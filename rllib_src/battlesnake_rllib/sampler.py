@@ -30,7 +30,9 @@ from ray.rllib.env.utils.infinite_lookback_buffer import InfiniteLookbackBuffer
 from battlesnake_gym.bots import make_bot
 from battlesnake_gym.envs import BatchEnv, settings_from
 
-#: env_config keys the runner reads (everything else is ignored).
+#: Most batch steps one sample() call takes (its buffers hold that many steps of every slot).
+MAX_STEPS_PER_CALL = 64
+#: env_config keys the runner reads (anything else is refused).
 BATCH_KEYS = ("game_settings", "num_snakes", "num_games", "encoder", "rewards", "max_turns", "steps_per_sample",
               "torch_threads", "seed", "opponents", "opponent_games")
 
@@ -187,6 +189,8 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
             num_timesteps = k_max * live_now
         else:  # enough batch steps if nobody died; PPO calls again when deaths leave it short
             k_max = max(1, -(-num_timesteps // live_now))
+        # Buffers grow with the steps of one call: bound them; callers that want more sample again.
+        k_max = min(k_max, max(self.steps_per_sample, MAX_STEPS_PER_CALL))
         obs_buf = np.empty((k_max + 1, b_size, s_size, *env.obs_shape), np.uint8)
         mask_buf = np.empty((k_max + 1, b_size, s_size, 4), np.int8)
         act_buf = np.zeros((k_max, b_size, s_size), np.int64)
