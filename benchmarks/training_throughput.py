@@ -84,14 +84,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60.0, help="measuring time per path (half sampling)")
     parser.add_argument("--num-games", type=int, default=128, help="games of the fast path")
+    parser.add_argument("--view", type=int, default=11, help="egocentric window of both paths (0: whole board)")
     parser.add_argument("--json", action="store_true")
     ns = parser.parse_args()
-    args = TrainArgs(num_games=ns.num_games, train_batch_size=4096, minibatch_size=1024, num_epochs=2)
+    args = TrainArgs(num_games=ns.num_games, view=ns.view, train_batch_size=4096, minibatch_size=1024, num_epochs=2)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     results = [measure(stock_config(args), ns.seconds, "stock MultiAgentEnvRunner, 1 game"),
                measure(build_config(args), ns.seconds, f"BatchedEnvRunner, {ns.num_games} games")]
     ray.shutdown()
-    report = {"cpus": os.cpu_count(), "model": {"conv_filters": args.conv_filters, "hidden": args.hidden},
+    report = {"cpus": os.cpu_count(), "view": args.view,
+              "model": {"conv_filters": args.conv_filters, "hidden": args.hidden},
               "results": results,
               "sampling_speedup": round(results[1]["sampled_agent_steps_per_s"]
                                         / max(1, results[0]["sampled_agent_steps_per_s"]), 1),

@@ -46,7 +46,7 @@ class TrainArgs:
     ruleset: str = "standard"  # official ruleset
     map: str = "standard"  # official map
     encoder: str = "egocentric"  # observation encoder (battlesnake_gym.observations.ENCODERS)
-    view: int = 11  # egocentric window (odd); 0 = the whole board (2H-1 x 2W-1)
+    view: int = 0  # egocentric window (odd); 0 = the whole board (2H-1 x 2W-1)
     rewards: str = "default"  # reward preset (battlesnake_gym.rewards.PRESETS)
     max_turns: int = 500  # games still running are truncated here
     num_games: int = 128  # games each env runner steps at once
