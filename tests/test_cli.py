@@ -18,8 +18,8 @@ def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 def test_help_lists_every_command() -> None:
     result = _cli("--help")
     assert result.returncode == 0
-    for name in ("demo", "conformance", "benchmark"):
-        assert name in result.stdout
+    for name in ("demo", "conformance", "benchmark", "replay", "train", "evaluate"):
+        assert f"  {name}" in result.stdout
 
 
 def test_an_unknown_command_is_named_in_the_error() -> None:
@@ -76,3 +76,18 @@ def test_conformance_exits_1_and_prints_the_closing_line_on_a_failure(tmp_path: 
     result = _cli("conformance", str(bad))
     assert result.returncode == 1
     assert "FAIL bad.jsonl hand:t0" in result.stdout and result.stdout.splitlines()[-1] == "0 passed, 1 failed"
+
+
+def test_evaluate_names_a_missing_or_invalid_model_file(tmp_path: Path) -> None:
+    result = _cli("evaluate", "--model", str(tmp_path / "none.pt"))
+    assert result.returncode == 2 and f"no policy file at {tmp_path / 'none.pt'}" in result.stderr
+    bad = tmp_path / "bad.pt"
+    bad.write_text("not a model")
+    result = _cli("evaluate", "--model", str(bad))
+    assert result.returncode == 2 and f"{bad} is not a policy file" in result.stderr
+
+
+def test_train_refuses_an_unknown_algorithm_before_making_a_run_folder(tmp_path: Path) -> None:
+    result = _cli("train", "--algorithm", "APEX", "--out", str(tmp_path / "run"))
+    assert result.returncode == 2 and "unknown algorithm 'APEX'; known: PPO, APPO, IMPALA, DQN" in result.stderr
+    assert not (tmp_path / "run").exists()
