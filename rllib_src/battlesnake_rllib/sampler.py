@@ -113,7 +113,6 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
         self._life_return = np.zeros((b, s), np.float64)
         self._life_start = np.zeros((b, s), np.float64)  # wall time the life began
         self._active = np.zeros((b, s), np.bool_)  # the slot's snake is alive and its life open
-        self._games_done = 0
         # Opponent pool: in the first `opponent_games` share of the games, bots play every seat but slot 0.
         names = [n for n in cfg.get("opponents", []) if n]
         share = float(cfg.get("opponent_games", 0.0) if names else 0.0)
@@ -200,6 +199,7 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
         chunk_start = np.zeros((b_size, s_size), np.int64)  # buffer index where each open chunk starts
         obs_buf[0], mask_buf[0] = env.obs, env.action_mask
         done_episodes: list[SingleAgentEpisode] = []
+        games_finished = 0
         ts = 0
         k = 0
         while k < k_max and ts < num_timesteps:
@@ -232,7 +232,7 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
             # A game against the pool is over for training once its learner is out: no need to watch the bots.
             over = result.game_done | (self._bot_game & ~self._active.any(axis=1))
             if over.any():
-                self._games_done += int(over.sum())
+                games_finished += int(over.sum())
                 env.reset(over)
                 self._start_lives(over)
                 chunk_start[over] = k
@@ -245,8 +245,7 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
                                              dist_buf, rew_buf, False, False))
                 self._life_t[b, s] += k - chunk_start[b, s]
         self._increase_sampled_metrics(ts, len(done_episodes))
-        self.metrics.log_value("games_finished", self._games_done, reduce="sum")
-        self._games_done = 0
+        self.metrics.log_value("games_finished", games_finished, reduce="sum")
         return done_episodes + ongoing
 
     def _episode(self, b, s, t0, t1, obs_buf, mask_buf, act_buf, logp_buf, dist_buf, rew_buf, terminated,
