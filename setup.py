@@ -4,6 +4,10 @@ from setuptools import find_packages, setup
 
 TRAIN = ["ray[rllib]==2.60.0", "torch==2.13.0", "tensorboardX>=2.6", "matplotlib>=3.8", "onnx>=1.16", "onnxscript>=0.2",
          "onnxruntime>=1.18"]
+# SDK v3 removed RLEstimator: the launchers need v2.
+SAGEMAKER = ["sagemaker>=2.257,<3", "boto3>=1.42"]
+# Local stand-ins for S3 and the SageMaker API (moto in server mode) used by the local runner and the tests.
+LOCAL_STANDINS = ["moto[server]>=5"]
 
 setup(
     name="battlesnake-rl",
@@ -12,9 +16,10 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["battlesnake_gym*", "battlesnake_rl*"]) + ["battlesnake_rllib"],
-    # The training package lives in the SageMaker source_dir beside train-mabs.py.
-    package_dir={"battlesnake_rllib": "rllib_src/battlesnake_rllib"},
+    packages=find_packages(include=["battlesnake_gym*", "battlesnake_rl*"]) + ["battlesnake_rllib", "sagemaker_rl"],
+    # The training package lives in the SageMaker source_dir beside train-mabs.py; the platform layer in rllib_common
+    # (both are also shipped to SageMaker as the estimator's source_dir and dependencies).
+    package_dir={"battlesnake_rllib": "rllib_src/battlesnake_rllib", "sagemaker_rl": "rllib_common/sagemaker_rl"},
     install_requires=[
         "numpy>=1.26",
         "numba>=0.60",
@@ -25,7 +30,8 @@ setup(
     extras_require={
         # torch is pinned to the CPU build this machine kind's pip finds locally; a newer torch pulls CUDA (GBs).
         "rllib": TRAIN,
-        "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", *TRAIN],
+        "sagemaker": SAGEMAKER,
+        "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", *TRAIN, *SAGEMAKER, *LOCAL_STANDINS],
     },
     entry_points={"console_scripts": ["battlesnake-rl=battlesnake_rl.cli:main"]},
     classifiers=["Programming Language :: Python :: 3", "License :: OSI Approved :: Apache Software License"],

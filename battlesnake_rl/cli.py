@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("battlesnake_gym.replay", "draw a game export (official CLI or ours) as text, a GIF or an HTML page"),
     "train": ("battlesnake_rllib.commands:train", "train a policy by self-play on RLlib (local, no AWS needed)"),
     "evaluate": ("battlesnake_rllib.commands:evaluate", "play a trained model against bots; win rates with 95% CIs"),
+    "sagemaker": ("sagemaker_rl.cli:main", "launch a SageMaker training job, or run the same job locally"),
 }
 
 
