@@ -9,9 +9,16 @@ How to run::
 Results to expect: on the 2-core CI machine kind, 10 minutes of PPO (standard 11x11, 4 snakes) give a policy that
 beats the ``safe`` bot in most 1v1 games; see the README's learning-bar table for measured figures.
 
-Everything a run makes goes into ``--out``: ``config.json``, ``checkpoints/latest`` (training resumes from it),
-``metrics.csv`` and ``tb/`` (TensorBoard), ``model/`` (TorchScript, ONNX and the RLModule checkpoint, loadable
-without Ray), ``learning_curve.png`` and ``replay.gif`` (an evaluation game).
+Everything a run makes goes into ``--out``: ``config.json``, ``checkpoints/iteration-NNNNNN`` (training resumes
+from the newest), ``metrics.csv`` and ``tb/`` (TensorBoard), ``model/`` (TorchScript, ONNX and the RLModule checkpoint,
+loadable without Ray), ``learning_curve.png`` and ``replay.gif`` (an evaluation game).
+
+Inside a SageMaker job (a ``resourceconfig.json`` under ``SAGEMAKER_BASE_DIR``, default ``/opt/ml``) the same script
+takes its settings from the job's hyperparameters (the flags below, by name, plus ``rl.SECTION.KEY`` RLlib settings;
+an unknown one fails the job naming it), forms a Ray cluster over the job's hosts (worker hosts only serve env
+runners), resumes from the newest checkpoint in the checkpoint folder, saves one and exports the model when
+SIGTERM arrives (spot interruption), and writes ``model/`` (model.tar.gz), ``output/data`` and, on error,
+``output/failure``.
 """
 
 from __future__ import annotations
@@ -30,15 +37,19 @@ if str(HERE) not in sys.path:  # SageMaker runs this file from source_dir, next 
 
 from battlesnake_rllib.config import ConfigError, TrainArgs, build_config  # noqa: E402
 from battlesnake_rllib.run import Progress, RunOutputs, evaluate_module, metric_lines  # noqa: E402
+from sagemaker_rl import contract as sagemaker_job  # noqa: E402
+from sagemaker_rl.checkpoints import StopSignal  # noqa: E402
+from sagemaker_rl.hyperparameters import HyperparameterError, to_argv  # noqa: E402
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[TrainArgs, argparse.Namespace]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     exit_on_error=False)
     run = parser.add_argument_group("run")
-    run.add_argument("--out", default=os.environ.get("SM_MODEL_DIR", "runs/local"), help="folder for all outputs")
+    run.add_argument("--out", default="runs/local", help="folder for all outputs (a SageMaker job: its output/data)")
     run.add_argument("--minutes", type=float, default=10.0, help="wall-clock training budget")
     run.add_argument("--iterations", type=int, default=None, help="stop after this many iterations in total")
-    run.add_argument("--resume", action="store_true", help="continue from --out/checkpoints/latest")
+    run.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out/checkpoints")
     run.add_argument("--config", type=Path, default=None, help="a JSON file of training settings")
     run.add_argument("--eval-every", type=int, default=10, help="evaluate against bots every N iterations (0: off)")
     run.add_argument("--eval-games", type=int, default=40, help="games per opponent in each evaluation")
@@ -54,35 +65,83 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainArgs, argparse.Names
             settings.add_argument(flag, dest=f.name, type=kind, nargs="*", default=None, help=f"(default {default})")
         else:
             settings.add_argument(flag, dest=f.name, type=type(default), default=None, help=f"(default {default})")
-    ns = parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[TrainArgs, argparse.Namespace]:
+    try:
+        ns = build_parser().parse_args(argv)
+    except argparse.ArgumentError as exc:
+        raise ConfigError(str(exc)) from None
     values = json.loads(ns.config.read_text()) if ns.config else {}
     values.update({f.name: getattr(ns, f.name) for f in fields(TrainArgs) if getattr(ns, f.name) is not None})
     return TrainArgs.from_dict(values), ns
 
 
+@sagemaker_job.failure_guard
 def main(argv: list[str] | None = None) -> int:
     # ---------------------------------------------------------------- settings, checked before Ray starts
+    job = sagemaker_job.load()
+    cluster_settings, hyperparameters = None, {}
     try:
+        if job.in_sagemaker:  # the job's hyperparameters are the command line; the toolkit's echo of them is ignored
+            from sagemaker_rl.cluster import ClusterSettings
+
+            cluster_settings, hyperparameters = ClusterSettings.from_hyperparameters(job.hyperparameters)
+            argv = to_argv(hyperparameters, build_parser())
         args, run = parse_args(argv)
         config = build_config(args)
-    except ConfigError as exc:
+    except (ConfigError, HyperparameterError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if job.in_sagemaker:
+            sagemaker_job.write_failure(job, f"bad training settings: {exc}")
         return 2
-    out = RunOutputs(Path(run.out))
+    if job.in_sagemaker:
+        out = RunOutputs(job.output_data_dir, model_dir=job.model_dir, checkpoint_dir=job.checkpoint_dir)
+    else:
+        out = RunOutputs(Path(run.out))
+    resume_from = out.checkpoints.newest() if (run.resume or job.in_sagemaker) else None
+    if run.resume and resume_from is None:
+        print(f"error: --resume but no checkpoint in {out.checkpoints.folder}", file=sys.stderr)
+        return 2
     out.write_config(args)
 
-    # ---------------------------------------------------------------- algorithm: new, or restored
+    # ---------------------------------------------------------------- the Ray cluster (worker hosts only serve)
+    node = None
+    if job.in_sagemaker:
+        from sagemaker_rl.cluster import bootstrap
+
+        node = bootstrap(job, cluster_settings)
+        if not node.is_head:
+            return node.serve_until_done()
+        if "num_env_runners" not in hyperparameters:  # every CPU of the cluster but the driver's samples
+            config.env_runners(num_env_runners=node.num_env_runners)
+        if "num_gpus" not in hyperparameters and node.num_gpus:
+            config.learners(num_gpus_per_learner=1)
+    try:
+        code = train(config, args, run, out, resume_from, node)
+    except BaseException:
+        if node is not None:
+            node.finish(success=False)  # worker hosts leave now instead of waiting for a head that is gone
+        raise
+    if node is not None:
+        node.finish(success=code == 0)
+    return code
+
+
+def train(config, args: TrainArgs, run: argparse.Namespace, out: RunOutputs, resume_from: Path | None, node) -> int:
     import ray
     from ray.rllib.algorithms.algorithm import Algorithm
 
-    ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False,
-             num_cpus=max(2, (os.cpu_count() or 2)), configure_logging=False)
-    if run.resume:
-        if not out.latest_checkpoint.exists():
-            print(f"error: --resume but no checkpoint at {out.latest_checkpoint}", file=sys.stderr)
-            return 2
-        algo = Algorithm.from_checkpoint(str(out.latest_checkpoint))
-        print(f"resumed from {out.latest_checkpoint} at iteration {algo.iteration}")
+    # ---------------------------------------------------------------- algorithm: new, or restored
+    if node is not None and node.address:
+        ray.init(address=node.address, log_to_driver=False, configure_logging=False)
+    else:
+        ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False,
+                 num_cpus=max(2, (os.cpu_count() or 2)), configure_logging=False)
+    if resume_from is not None:
+        algo = Algorithm.from_checkpoint(str(resume_from))
+        print(f"resumed from {resume_from} at iteration {algo.iteration}")
     else:
         algo = config.build_algo()
 
@@ -91,23 +150,30 @@ def main(argv: list[str] | None = None) -> int:
     opponents = [o for o in run.eval_opponents.split(",") if o]
     steps_before = None
     progress = Progress(run.minutes, run.iterations)
-    while time.time() < deadline and (run.iterations is None or algo.iteration < run.iterations):
+    stop = StopSignal()
+    while (time.time() < deadline and (run.iterations is None or algo.iteration < run.iterations)
+           and not stop.requested):
         started = time.time()
         result = algo.train()
         metrics = out.iteration_metrics(result, started, steps_before)
         steps_before = metrics["num_env_steps_sampled_lifetime"]
-        if run.eval_every and algo.iteration % run.eval_every == 0 and opponents:
+        if run.eval_every and algo.iteration % run.eval_every == 0 and opponents and not stop.requested:
             metrics.update(evaluate_module(algo, args, opponents, run.eval_games))
         for line in metric_lines(metrics):
             print(line, flush=True)
         out.log(metrics)
         progress.update(algo.iteration, metrics)
-        if run.checkpoint_every and algo.iteration % run.checkpoint_every == 0:
+        if run.checkpoint_every and algo.iteration % run.checkpoint_every == 0 and not stop.requested:
             out.save_checkpoint(algo)
 
     # ---------------------------------------------------------------- outputs of the run
     progress.close()
-    out.save_checkpoint(algo)
+    print(f"checkpoint: {out.save_checkpoint(algo)}")
+    if node is not None:
+        print(f"env_runner_hosts: {env_runner_hosts(algo, node)}")
+    if stop.requested:  # spot interruption or stop: checkpoint and model only, within SageMaker's 120 s
+        print(f"stopped by {stop.requested} at iteration {algo.iteration}")
+        opponents = []
     final = evaluate_module(algo, args, opponents, run.eval_games, replay_to=out.replay) if opponents else {}
     for line in metric_lines({"iteration": algo.iteration, **final}):
         print(line, flush=True)
@@ -118,10 +184,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"evaluate it: battlesnake-rl evaluate --model {paths['torchscript']}")
     out.plot_learning_curve()
     out.close()
+    stop.restore()
     algo.stop()
     ray.shutdown()
     print(f"run folder: {out.root}")
     return 0
+
+
+def env_runner_hosts(algo, node) -> str:
+    """``algo-1=3,algo-2=4``: how many env runners sampled on each host of the job."""
+    import ray
+
+    remote = algo.env_runner_group.num_remote_env_runners() > 0
+    addresses = algo.env_runner_group.foreach_env_runner(lambda runner: ray.util.get_node_ip_address(),
+                                                         local_env_runner=not remote)
+    counts: dict[str, int] = {}
+    for address in addresses:
+        host = node.host_of_address(address)
+        counts[host] = counts.get(host, 0) + 1
+    return ",".join(f"{host}={n}" for host, n in sorted(counts.items()))
 
 
 if __name__ == "__main__":

@@ -103,6 +103,16 @@ def test_dotted_overrides_reach_rllib_settings_and_refuse_unknown_ones() -> None
         apply_overrides(config, ["rl.training.lr"])
 
 
+def test_a_section_less_config_override_finds_the_section_of_its_setting() -> None:
+    from ray.rllib.algorithms.ppo import PPOConfig
+
+    config = PPOConfig()
+    apply_overrides(config, ["config.lambda_=0.9", "rl.config.sample_timeout_s=33"])
+    assert (config.lambda_, config.sample_timeout_s) == (0.9, 33)
+    with pytest.raises(ConfigError, match="no section of PPOConfig has a setting 'lambda'"):
+        apply_overrides(config, ["config.lambda=0.9"])
+
+
 def test_a_bad_setting_on_the_command_line_exits_2_naming_it_without_starting_ray(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, str(TRAIN), "--out", str(tmp_path / "run"), "--overrides",
                              "rl.training.lrate=0.1"], capture_output=True, text=True, timeout=120)
@@ -122,7 +132,7 @@ def test_a_tiny_run_writes_checkpoint_models_and_metrics_and_resumes(tmp_path: P
     lines = first.stdout.splitlines()
     for name in ("episode_return_mean", "episode_len_mean", "win_rate_vs_safe", "env_steps_per_s"):
         assert any(line.startswith(f"{name}: ") for line in lines), name
-    for path in ("config.json", "checkpoints/latest", "metrics.csv", "model/policy.pt", "model/rl_module",
+    for path in ("config.json", "checkpoints/iteration-000002", "metrics.csv", "model/policy.pt", "model/rl_module",
                  "learning_curve.png", "replay.gif", "tb"):
         assert (out / path).exists(), path
     assert json.loads((out / "config.json").read_text())["num_games"] == 16

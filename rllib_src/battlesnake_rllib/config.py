@@ -152,6 +152,11 @@ def build_config(args: TrainArgs) -> AlgorithmConfig:
     return config
 
 
+#: The AlgorithmConfig sections an override may name, in the order a section-less ``config.KEY`` is looked up.
+SECTIONS = ("training", "env_runners", "learners", "environment", "evaluation", "reporting", "checkpointing",
+            "debugging", "fault_tolerance", "resources", "framework", "rl_module", "multi_agent", "callbacks")
+
+
 def parse_override(text: str) -> tuple[str, str, Any]:
     """``rl.SECTION.KEY=VALUE`` (the ``rl.`` is optional) -> (section, key, value); VALUE is JSON or a string."""
     if "=" not in text:
@@ -173,6 +178,10 @@ def apply_overrides(config: AlgorithmConfig, overrides: list[str]) -> None:
     """Apply dotted overrides, refusing settings RLlib does not have and values of the wrong type."""
     for text in overrides:
         section, key, value = parse_override(text)
+        if section == "config":  # rl.training.config.KEY (the archived starter pack's form): find KEY's section
+            section = next((s for s in SECTIONS if key in _settings_of(type(config), s)), "")
+            if not section:
+                raise ConfigError(f"override {text!r}: no section of {type(config).__name__} has a setting {key!r}")
         method = getattr(config, section, None)
         if section.startswith("_") or not callable(method):
             raise ConfigError(f"override {text!r}: AlgorithmConfig has no section {section!r}")

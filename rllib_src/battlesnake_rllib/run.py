@@ -17,6 +17,7 @@ from battlesnake_gym.bots import make_bot
 from battlesnake_gym.engine import board_to_json
 from battlesnake_gym.envs import BatchEnv, settings_from
 from battlesnake_gym.evaluation import evaluate
+from sagemaker_rl.checkpoints import CheckpointStore
 
 #: The per-iteration metrics printed as ``name: value`` lines (SageMaker metric definitions match these names).
 REPORTED = ("iteration", "episode_return_mean", "episode_len_mean", "env_steps_per_s", "num_env_steps_sampled_lifetime",
@@ -126,12 +127,18 @@ def _onnx_available() -> bool:
 
 
 class RunOutputs:
-    """The run folder: config, checkpoints, metrics (CSV and TensorBoard), exported model, plots."""
+    """The run folder: config, checkpoints, metrics (CSV and TensorBoard), exported model, plots.
 
-    def __init__(self, root: Path):
+    Locally everything lives under ``root``. A SageMaker job splits it the way the platform collects it: metrics,
+    plots and the replay under ``output/data`` (output.tar.gz), the exported policy under ``model/`` (model.tar.gz),
+    checkpoints under ``checkpoints/`` (synced to ``checkpoint_s3_uri``).
+    """
+
+    def __init__(self, root: Path, model_dir: Path | None = None, checkpoint_dir: Path | None = None):
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
-        self.latest_checkpoint = root / "checkpoints" / "latest"
+        self.model_dir = model_dir or root / "model"
+        self.checkpoints = CheckpointStore(checkpoint_dir or root / "checkpoints")
         self.metrics_csv = root / "metrics.csv"
         self.replay = root / "replay.gif"
         self._writer = None
@@ -141,7 +148,11 @@ class RunOutputs:
                 self._rows = list(csv.DictReader(fh))
 
     def write_config(self, args) -> None:
-        (self.root / "config.json").write_text(json.dumps(args.to_dict(), indent=2, default=str) + "\n")
+        """config.json in the run folder and beside the model (evaluate and serve read the encoder settings there)."""
+        text = json.dumps(args.to_dict(), indent=2, default=str) + "\n"
+        for folder in dict.fromkeys((self.root, self.model_dir)):
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "config.json").write_text(text)
 
     def iteration_metrics(self, result: dict, started: float, steps_before: int | None) -> dict:
         runners = result.get("env_runners", {})
@@ -175,15 +186,15 @@ class RunOutputs:
                 self._writer.add_scalar(key, value, step)
         self._writer.flush()
 
-    def save_checkpoint(self, algo) -> None:
-        algo.save_to_path(str(self.latest_checkpoint.resolve()))
+    def save_checkpoint(self, algo) -> Path:
+        return self.checkpoints.save(algo.iteration, lambda folder: algo.save_to_path(str(folder)))
 
     def export(self, algo) -> dict[str, Path]:
         """TorchScript and ONNX policies (loadable without Ray) and the RLModule checkpoint, under model/."""
         from .export import FORMATS, export_module
 
         module = algo.get_module()
-        folder = self.root / "model"
+        folder = self.model_dir
         formats = [f for f in FORMATS if f != "onnx" or _onnx_available()]
         paths = export_module(module, folder, formats=formats)
         module.save_to_path(str((folder / "rl_module").resolve()))
