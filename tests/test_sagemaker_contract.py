@@ -9,24 +9,11 @@ import signal
 from pathlib import Path
 
 import pytest
+from job_trees import write_job
 
 from sagemaker_rl import contract as sm
 from sagemaker_rl.checkpoints import CheckpointStore, StopSignal
 from sagemaker_rl.hyperparameters import HyperparameterError, to_argv
-
-
-def write_job(base: Path, hyperparameters: dict, hosts=("algo-1",), current="algo-1", groups=None) -> Path:
-    config = base / "input" / "config"
-    config.mkdir(parents=True)
-    resources = {"current_host": current, "hosts": list(hosts), "network_interface_name": "eth0"}
-    if groups:
-        resources["instance_groups"] = groups
-        resources["current_group_name"] = next(g["instance_group_name"] for g in groups if current in g["hosts"])
-    (config / "resourceconfig.json").write_text(json.dumps(resources))
-    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
-    (config / "inputdataconfig.json").write_text(json.dumps({"train": {"TrainingInputMode": "File"}}))
-    return base
-
 
 # ---------------------------------------------------------------- the contract
 
