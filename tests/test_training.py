@@ -11,10 +11,19 @@ import numpy as np
 import pytest
 
 pytest.importorskip("ray.rllib")
-pytest.importorskip("torch")
+torch = pytest.importorskip("torch")
 
 from battlesnake_rllib.config import ConfigError, TrainArgs, apply_overrides, build_config  # noqa: E402
 from battlesnake_rllib.sampler import BatchedEnvRunner, make_batch_env  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    """Runners set torch's thread count for their inference; give the test session its own back afterwards (the
+    model tests compare forwards that differ in the last digits under another thread count)."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = REPO / "rllib_src" / "train-mabs.py"
@@ -155,3 +164,20 @@ def test_training_samples_with_a_remote_env_runner(tmp_path: Path) -> None:
     steps = [float(line.split(": ")[1]) for line in result.stdout.splitlines()
              if line.startswith("num_env_steps_sampled_lifetime: ")]
     assert steps and steps[-1] >= 1024
+
+
+def test_dqn_exploration_in_the_sampler_follows_the_epsilon_schedule_over_env_steps() -> None:
+    from ray.rllib.core.columns import Columns
+
+    runner = BatchedEnvRunner(config=build_config(TrainArgs(algorithm="DQN", num_games=8, view=7, seed=1)))
+    live = runner.batch.games.alive()
+    obs = np.repeat(runner.batch.obs[live], 50, axis=0)  # (N, *obs_shape) uint8
+    mask = np.repeat(runner.batch.action_mask[live].astype(np.int8), 50, axis=0)
+    batch = {Columns.OBS: {"observation": torch.from_numpy(obs), "action_mask": torch.from_numpy(mask)}}
+    greedy = runner.module.forward_inference(batch)[Columns.ACTIONS].numpy()
+    agreement = {}
+    for steps in (0, 1_000_000):  # epsilon 1.0 at the start, 0.05 from 10,000 env steps on
+        runner.num_env_steps_sampled_lifetime = steps
+        actions, _, _ = runner._policy(obs, mask, explore=True, random_actions=False)
+        agreement[steps] = float(np.mean(actions == greedy))
+    assert agreement[0] < 0.7 and agreement[1_000_000] > 0.9

@@ -5,12 +5,29 @@ hands RLlib one single-agent episode per snake life, so the algorithm sees a sin
 single-snake spaces. Algorithms: PPO (default), APPO and IMPALA (asynchronous, distributed successors of APEX-style
 training), and DQN with prioritized replay (APEX-DQN itself is gone from RLlib 2.x). Overrides reach any RLlib
 setting: ``rl.training.lr=0.0003`` calls ``config.training(lr=0.0003)``.
+
+Curriculum (``curriculum``): the run plays a list of stages ``WIDTHxHEIGHT:SNAKES[@ITERATIONS]``, e.g.
+``["7x7:2@20", "9x9:4@20", "11x11:4"]``: 20 iterations of 2-snake 7x7 games, 20 of 4-snake 9x9 games, then the run's
+own game for the rest of the run. A stage without ``@N`` lasts ``stage_iterations``; the last stage must be the run's
+game (``width`` x ``height``, ``num_snakes``), which evaluation and export use, and lasts to the end. The stage is a
+function of the driver's iteration count (so a resumed run picks up where it was); the driver's callbacks
+(``battlesnake_rllib.callbacks``) send it to every env runner. Every stage must give the policy the same observation
+shape: with the egocentric encoder, a fixed ``view`` of at least ``2 * largest side - 1`` (21 for 11x11), which shows
+the whole board from any head position on every stage, as ``view=0`` does without a curriculum.
+
+Past-policy opponents (``"past"`` in ``opponents``): the pool entry ``past`` seats snapshots of the policy itself.
+The driver takes a snapshot of the learner's weights at the start and every ``snapshot_every`` iterations, and every
+runner keeps the last ``past_policies``; each opponent seat of a ``past`` game plays one of them, drawn at random
+when the game starts, with an inference-only copy of the module. As with bot seats, only the learning seat's
+experience goes to RLlib. The snapshots are kept in checkpoints (in the local env runner's state) and sent to every
+runner again after a resume.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -25,7 +42,7 @@ from battlesnake_gym.envs import settings_from
 from battlesnake_gym.observations import ENCODERS
 from battlesnake_gym.rewards import make_rewards
 
-from .sampler import BatchedEnvRunner, SpacesOnlyEnv
+from .sampler import PAST, BatchedEnvRunner, SpacesOnlyEnv
 
 ALGORITHMS: dict[str, type[AlgorithmConfig]] = {"PPO": PPOConfig, "APPO": APPOConfig, "IMPALA": IMPALAConfig,
                                                  "DQN": DQNConfig}
@@ -61,8 +78,12 @@ class TrainArgs:
     entropy_coeff: float = 0.01  # exploration bonus
     conv_filters: list[int] = field(default_factory=lambda: [12, 24])  # CNN channels (3x3 stride-2 convs)
     hidden: int = 128  # fully connected width
-    opponents: list[str] = field(default_factory=lambda: ["safe", "greedy"])  # bots of the opponent pool
-    opponent_games: float = 0.0  # share of games where pool bots take every seat but one (0: pure self-play)
+    opponents: list[str] = field(default_factory=lambda: ["safe", "greedy"])  # opponent pool: bots and "past"
+    opponent_games: float = 0.0  # share of games where the pool takes every seat but one (0: pure self-play)
+    past_policies: int = 5  # past snapshots of the policy kept for the pool's "past" entry
+    snapshot_every: int = 10  # iterations between two snapshots of the policy (with "past" in the pool)
+    curriculum: list[str] = field(default_factory=list)  # stages WxH:SNAKES[@ITERATIONS]; the last is the run's game
+    stage_iterations: int = 20  # iterations of a curriculum stage that gives no @ITERATIONS
     seed: int = 0  # seeds games, runners and torch
     overrides: list[str] = field(default_factory=list)  # dotted RLlib settings, e.g. rl.training.lr=0.001
 
@@ -74,15 +95,16 @@ class TrainArgs:
         if self.view and (self.view < 3 or self.view % 2 == 0):
             raise ConfigError(f"view must be 0 or an odd number >= 3, got {self.view}")
         for name in ("num_snakes", "max_turns", "num_games", "steps_per_sample", "train_batch_size",
-                     "minibatch_size", "num_epochs", "hidden"):
+                     "minibatch_size", "num_epochs", "hidden", "past_policies", "snapshot_every", "stage_iterations"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         from battlesnake_gym.bots import BOTS
 
-        unknown = [name for name in self.opponents if name not in BOTS]
+        unknown = [name for name in self.opponents if name not in BOTS and name != PAST]
         if unknown:
-            raise ConfigError(f"unknown opponent bots {unknown}; known: {', '.join(BOTS)}")
+            raise ConfigError(f"unknown opponent bots {unknown}; known: {', '.join(BOTS)}, and {PAST!r} (past "
+                              f"snapshots of the policy)")
         if not 0.0 <= self.opponent_games <= 1.0:
             raise ConfigError(f"opponent_games must be a share in [0, 1], got {self.opponent_games}")
         try:
@@ -90,6 +112,50 @@ class TrainArgs:
             make_rewards(self.rewards)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        if self.curriculum:
+            self._validate_curriculum()
+
+    def curriculum_stages(self) -> list[dict[str, Any]]:
+        """The parsed curriculum: ``[{"width", "height", "num_snakes", "iterations"}, ...]``, the last stage's
+        iterations None (it lasts to the end of the run); [] without a curriculum."""
+        stages = [parse_stage(text) for text in self.curriculum]
+        for stage in stages[:-1]:
+            if stage["iterations"] is None:
+                stage["iterations"] = self.stage_iterations
+        return stages
+
+    def _validate_curriculum(self) -> None:
+        stages = self.curriculum_stages()
+        last, game = self.curriculum[-1], f"{self.width}x{self.height}:{self.num_snakes}"
+        if stages[-1]["iterations"] is not None:
+            raise ConfigError(f"the last curriculum stage {last!r} lasts to the end of the run: drop its @ITERATIONS")
+        if (stages[-1]["width"], stages[-1]["height"], stages[-1]["num_snakes"]) != (self.width, self.height,
+                                                                                     self.num_snakes):
+            raise ConfigError(f"the last curriculum stage must be the run's own game {game} (width x height: "
+                              f"num_snakes, which evaluation and export use), got {last!r}")
+        from battlesnake_gym.engine import Games
+        from battlesnake_gym.observations import make_encoder
+
+        largest = max(max(stage["width"], stage["height"]) for stage in stages)
+        if self.encoder == "egocentric" and (not self.view or self.view < 2 * largest - 1):
+            have = "view 0 (the whole board, whose size changes between stages)" if not self.view else \
+                f"view {self.view}"
+            raise ConfigError(f"a curriculum needs a fixed egocentric view of at least {2 * largest - 1} cells (the "
+                              f"whole {largest}x{largest} board from any head position, as view 0 gives without a "
+                              f"curriculum); got {have}: set view to {2 * largest - 1}")
+        encoder = self.env_config()["encoder"]
+        encoder = make_encoder(encoder) if isinstance(encoder, str) else encoder
+        shapes = {}
+        for text, stage in zip(self.curriculum, stages):
+            try:
+                settings = settings_from(self.game_settings(), width=stage["width"], height=stage["height"])
+                Games(settings, num_snakes=stage["num_snakes"], batch_size=1, seed=0)
+            except ValueError as exc:
+                raise ConfigError(f"curriculum stage {text!r}: {exc}") from None
+            shapes[text] = tuple(encoder.shape(settings, stage["num_snakes"]))
+        if len(set(shapes.values())) > 1:
+            raise ConfigError(f"every curriculum stage must give the same observation shape, but encoder "
+                              f"{self.encoder!r} gives {shapes}: use the egocentric encoder with a fixed view")
 
     def model_config(self) -> dict[str, Any]:
         """The CNN's settings: 3x3 stride-2 convs of ``conv_filters`` channels, then ``hidden`` units."""
@@ -104,10 +170,13 @@ class TrainArgs:
             from battlesnake_gym.observations import EgocentricEncoder
 
             encoder = EgocentricEncoder(view=self.view)
+        past = PAST in self.opponents and self.opponent_games > 0
         return {"game_settings": self.game_settings(), "num_snakes": self.num_snakes, "num_games": self.num_games,
                 "encoder": encoder, "rewards": self.rewards, "max_turns": self.max_turns,
                 "steps_per_sample": self.steps_per_sample, "torch_threads": 1, "seed": self.seed,
-                "opponents": list(self.opponents), "opponent_games": self.opponent_games}
+                "opponents": list(self.opponents), "opponent_games": self.opponent_games,
+                "past_policies": self.past_policies if past else 0,
+                "snapshot_every": self.snapshot_every if past else 0, "curriculum": self.curriculum_stages()}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -148,6 +217,11 @@ def build_config(args: TrainArgs) -> AlgorithmConfig:
                                               "alpha": 0.6, "beta": 0.4})
     else:
         config.training(entropy_coeff=args.entropy_coeff)
+    env_config = config.env_config
+    if env_config["curriculum"] or env_config["past_policies"]:  # the driver steers its runners
+        from .callbacks import BattlesnakeCallbacks
+
+        config.callbacks(callbacks_class=BattlesnakeCallbacks)
     apply_overrides(config, args.overrides)
     return config
 
@@ -155,6 +229,22 @@ def build_config(args: TrainArgs) -> AlgorithmConfig:
 #: The AlgorithmConfig sections an override may name, in the order a section-less ``config.KEY`` is looked up.
 SECTIONS = ("training", "env_runners", "learners", "environment", "evaluation", "reporting", "checkpointing",
             "debugging", "fault_tolerance", "resources", "framework", "rl_module", "multi_agent", "callbacks")
+
+
+_STAGE = re.compile(r"(\d+)x(\d+):(\d+)(?:@(\d+))?")
+
+
+def parse_stage(text: str) -> dict[str, Any]:
+    """``WIDTHxHEIGHT:SNAKES[@ITERATIONS]`` -> ``{"width", "height", "num_snakes", "iterations"}`` (None: not given)."""
+    match = _STAGE.fullmatch(str(text).strip())
+    if match is None:
+        raise ConfigError(f"curriculum stage {text!r} must look like WIDTHxHEIGHT:SNAKES or "
+                          f"WIDTHxHEIGHT:SNAKES@ITERATIONS, e.g. 7x7:2@20")
+    width, height, snakes, iterations = match.groups()
+    if int(snakes) < 1 or (iterations is not None and int(iterations) < 1):
+        raise ConfigError(f"curriculum stage {text!r}: snakes and iterations must be positive")
+    return {"width": int(width), "height": int(height), "num_snakes": int(snakes),
+            "iterations": None if iterations is None else int(iterations)}
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:

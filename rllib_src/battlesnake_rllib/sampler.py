@@ -11,10 +11,21 @@ Facts this relies on (measured here, see shared/FAST-SAMPLER.md): PPO stops samp
 reports in its metrics; a life cut at the end of a call goes out not-done and continues under the same episode id
 next call; a max-turns cut is a truncation; episodes carry ``action_logp`` and ``action_dist_inputs``. RLlib's
 env-to-module connectors are bypassed (no observation filters or frame stacking are applied here).
+
+Two things the driver steers (``battlesnake_rllib.callbacks`` sends them to every runner, local and remote):
+
+- the curriculum stage (``set_curriculum_stage``): board size and snakes per game. The request comes between two
+  sample() calls, a clean episode boundary: every open life has gone out as a not-done chunk, which RLlib's learners
+  bootstrap from its last observation exactly as they do a truncated episode, so the runner ends those lives there
+  (logging them as truncated) and rebuilds its games on the new stage. No life spans two stages;
+- the past-policy snapshots (``add_snapshot``, ``set_snapshots``): inference-only copies of the module that play the
+  opponent seats of the games the ``"past"`` entry of the opponent pool gets. Like bot seats, those seats never
+  become episodes: only the learning seat's experience goes to RLlib.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 import uuid
 from typing import Any
@@ -32,9 +43,14 @@ from battlesnake_gym.envs import BatchEnv, settings_from
 
 #: Most batch steps one sample() call takes (its buffers hold that many steps of every slot).
 MAX_STEPS_PER_CALL = 64
-#: env_config keys the runner reads (anything else is refused).
+#: env_config keys of a run (anything else is refused); the driver's callbacks read ``snapshot_every`` and the
+#: curriculum stages' ``iterations``, the runners the rest.
 BATCH_KEYS = ("game_settings", "num_snakes", "num_games", "encoder", "rewards", "max_turns", "steps_per_sample",
-              "torch_threads", "seed", "opponents", "opponent_games")
+              "torch_threads", "seed", "opponents", "opponent_games", "curriculum", "past_policies", "snapshot_every")
+#: The opponent-pool entry played by past snapshots of the policy itself (every other entry names a bot).
+PAST = "past"
+#: The key of this runner's own part of its checkpoint state (curriculum stage and snapshots).
+STATE_KEY = "battlesnake"
 
 
 def observation_space(env_config: dict[str, Any]) -> gym.spaces.Dict:
@@ -92,20 +108,59 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
     ``env_config`` keys: ``game_settings`` (GameSettings fields), ``num_snakes``, ``num_games`` (B),
     ``encoder``, ``rewards``, ``max_turns``, ``steps_per_sample`` (batch steps per ``sample()`` call when RLlib asks
     for no particular number), ``torch_threads`` (inference threads of this runner, default 1), ``seed``,
-    ``opponents`` (bot names of the opponent pool) and ``opponent_games`` (the share of games in which those bots
-    take every seat but slot 0; the other games are pure self-play).
+    ``opponents`` (the opponent pool: bot names and ``"past"``) and ``opponent_games`` (the share of games in which
+    the pool takes every seat but slot 0, entries taking turns game by game; the other games are pure self-play),
+    ``past_policies`` (how many past snapshots the runner keeps for the ``"past"`` seats) and ``curriculum`` (a list
+    of stages ``{"width", "height", "num_snakes", ...}``; the runner starts on the first and plays the stage the
+    driver sets with ``set_curriculum_stage``). Every stage must give the same observation shape (a fixed
+    egocentric ``view``): ``TrainArgs.validate`` checks that.
+
+    Episodes carry ``custom_data["slot"]`` (game, seat) and, with a curriculum, ``custom_data["stage"]``.
     """
+
+    def __init__(self, *, config, **kwargs):
+        # What the driver steers is set up here, not in make_env: a local runner beside remote ones has no games,
+        # yet it keeps the stage and the snapshots, which RLlib checkpoints with its state.
+        cfg = config.env_config
+        self._stages = [dict(stage) for stage in cfg.get("curriculum") or []]
+        self._stage = 0  # the curriculum stage the games are on (0 without a curriculum)
+        capacity = int(cfg.get("past_policies", 0) or 0)
+        if PAST in (cfg.get("opponents") or []) and cfg.get("opponent_games") and capacity < 1:
+            raise ValueError(f"the opponent pool has {PAST!r} but past_policies is {capacity}: keep at least one")
+        self._snapshots: list[tuple[int, dict[str, Any]] | None] = [None] * capacity  # ring of (id, weights)
+        self._snapshots_added = 0
+        self._snapshot_modules: dict[int, Any] = {}  # ring slot -> inference-only module copy, built when first used
+        self.batch: BatchEnv | None = None
+        super().__init__(config=config, **kwargs)
 
     def make_env(self) -> None:
         cfg = dict(self.config.env_config)
         seed = cfg.get("seed")
         if seed is not None:  # every runner its own games
             seed = int(seed) * 1000 + int(self.worker_index or 0)
-        self.batch = make_batch_env(cfg, seed=seed)
+        self._seed = seed
+        self._rng = np.random.default_rng(seed)  # draws the snapshot each "past" seat plays
         self.steps_per_sample = int(cfg.get("steps_per_sample", 16))
         torch.set_num_threads(int(cfg.get("torch_threads", 1)))
+        names = [n for n in cfg.get("opponents", []) if n]
+        self._pool_names = names
+        self._pool_share = float(cfg.get("opponent_games", 0.0) if names else 0.0)
+        if not 0.0 <= self._pool_share <= 1.0:
+            raise ValueError(f"opponent_games must be a share in [0, 1], got {self._pool_share!r}")
+        self._bots = {name: make_bot(name, seed) for name in dict.fromkeys(names) if name != PAST}
+        self._build_games()
         self.env = _SpacesVectorEnv(snake_space(self.batch), gym.spaces.Discrete(4))
         self.num_envs = 1
+
+    def _build_games(self) -> None:
+        """(Re)build the batched games of the current stage and every per-slot array; nothing is open after it."""
+        cfg = {k: v for k, v in self.config.env_config.items() if k in BATCH_KEYS and k != "curriculum"}
+        if self._stages:
+            stage = self._stages[self._stage]
+            cfg["game_settings"] = {**dict(cfg.get("game_settings") or {}), "width": int(stage["width"]),
+                                    "height": int(stage["height"])}
+            cfg["num_snakes"] = int(stage["num_snakes"])
+        self.batch = make_batch_env(cfg, seed=None if self._seed is None else self._seed + 7919 * self._stage)
         self._needs_initial_reset = True
         b, s = self.batch.batch_size, self.batch.num_snakes
         self._life_id = np.full((b, s), "", dtype=object)  # (B, S) episode id of each slot's current life
@@ -113,31 +168,118 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
         self._life_return = np.zeros((b, s), np.float64)
         self._life_start = np.zeros((b, s), np.float64)  # wall time the life began
         self._active = np.zeros((b, s), np.bool_)  # the slot's snake is alive and its life open
-        # Opponent pool: in the first `opponent_games` share of the games, bots play every seat but slot 0.
-        names = [n for n in cfg.get("opponents", []) if n]
-        share = float(cfg.get("opponent_games", 0.0) if names else 0.0)
-        if not 0.0 <= share <= 1.0:
-            raise ValueError(f"opponent_games must be a share in [0, 1], got {share!r}")
-        self._bots = {name: make_bot(name, seed) for name in dict.fromkeys(names)}
-        self._bot_slot = np.zeros((b, s), np.bool_)  # (B, S) seats played by bots, not the learning policy
-        self._bot_name = np.full((b, s), "", dtype=object)
-        for game in range(int(round(share * b))):
-            self._bot_slot[game, 1:] = True
-            self._bot_name[game, 1:] = names[game % len(names)]
-        self._bot_game = self._bot_slot.any(axis=1)  # (B,) games against the pool: they end with the learner
+        # Opponent pool: in the first `opponent_games` share of the games, the pool plays every seat but slot 0.
+        self._pool_seat = np.zeros((b, s), np.bool_)  # (B, S) seats played by the pool, not the learning policy
+        self._pool_name = np.full((b, s), "", dtype=object)  # (B, S) the pool entry of each such seat
+        for game in range(int(round(self._pool_share * b))):
+            self._pool_seat[game, 1:] = True
+            self._pool_name[game, 1:] = self._pool_names[game % len(self._pool_names)]
+        self._pool_game = self._pool_seat.any(axis=1)  # (B,) games against the pool: they end with the learner
+        self._past_seat = self._pool_name == PAST  # (B, S)
+        self._past_slot = np.full((b, s), -1, np.int64)  # (B, S) snapshot ring slot of each "past" seat (-1: none)
+
+    # ------------------------------------------------------------------ driver-steered state
+
+    @property
+    def curriculum_stage(self) -> int:
+        """The curriculum stage this runner's games are on (0 without a curriculum)."""
+        return self._stage
+
+    def set_curriculum_stage(self, stage: int) -> int:
+        """Play curriculum ``stage`` from the next sample() call on (see the module docstring); returns it."""
+        if not self._stages:
+            raise ValueError("this runner has no curriculum (env_config 'curriculum' is empty)")
+        if isinstance(stage, bool) or not isinstance(stage, (int, np.integer)) or not 0 <= stage < len(self._stages):
+            raise ValueError(f"curriculum stage must be an index in [0, {len(self._stages)}), got {stage!r}")
+        if int(stage) != self._stage:
+            self._stage = int(stage)
+            if self.batch is not None:
+                for b, s in np.argwhere(self._active):  # their experience is out already: only the metrics are left
+                    self._log_life(b, s, 0)
+                self._build_games()
+        return self._stage
+
+    def add_snapshot(self, snapshot_id: int, state: dict[str, Any]) -> list[int]:
+        """Keep a past version of the policy (``module.get_state()`` weights) for the ``"past"`` opponent seats.
+
+        The oldest snapshot makes room when all ``past_policies`` slots are taken; seats playing it switch to the new
+        one. Returns the ids kept, oldest first.
+        """
+        if not self._snapshots:
+            raise ValueError("this runner keeps no snapshots (env_config 'past_policies' is 0)")
+        slot = self._snapshots_added % len(self._snapshots)
+        self._snapshots[slot] = (int(snapshot_id), dict(state))
+        self._snapshot_modules.pop(slot, None)
+        self._snapshots_added += 1
+        return self.snapshot_ids()
+
+    def set_snapshots(self, snapshots: list[tuple[int, dict[str, Any]]]) -> list[int]:
+        """Replace every snapshot with ``[(id, weights), ...]`` (oldest first), e.g. after a restore."""
+        self._snapshots = [None] * len(self._snapshots)
+        self._snapshots_added = 0
+        self._snapshot_modules.clear()
+        for snapshot_id, state in snapshots[-len(self._snapshots):] if self._snapshots else []:
+            self.add_snapshot(snapshot_id, state)
+        return self.snapshot_ids()
+
+    def snapshot_ids(self) -> list[int]:
+        """The ids of the snapshots kept, oldest first."""
+        return [entry[0] for entry in self._ordered_snapshots()]
+
+    def snapshot_states(self) -> list[tuple[int, dict[str, Any]]]:
+        """``[(id, weights), ...]`` oldest first, as ``set_snapshots`` takes them."""
+        return list(self._ordered_snapshots())
+
+    def _ordered_snapshots(self) -> list[tuple[int, dict[str, Any]]]:
+        n = len(self._snapshots)
+        start = self._snapshots_added % n if n and self._snapshots_added > n else 0
+        ring = self._snapshots[start:] + self._snapshots[:start]
+        return [entry for entry in ring if entry is not None]
+
+    def get_state(self, components=None, *, not_components=None, **kwargs) -> dict[str, Any]:
+        state = super().get_state(components, not_components=not_components, **kwargs)
+        if self._check_component(STATE_KEY, components, not_components):
+            state[STATE_KEY] = {"curriculum_stage": self._stage, "snapshots": self.snapshot_states()}
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        own = state.get(STATE_KEY)
+        if own:
+            if self._stages:
+                self.set_curriculum_stage(own["curriculum_stage"])
+            if self._snapshots:
+                self.set_snapshots(own["snapshots"])
+
+    def _snapshot_module(self, slot: int):
+        """The inference-only module copy that plays ring slot ``slot``'s snapshot."""
+        if slot not in self._snapshot_modules:
+            module = copy.deepcopy(self.module)
+            module.set_state(self._snapshots[slot][1])
+            self._snapshot_modules[slot] = module.eval()
+        return self._snapshot_modules[slot]
+
+    # ------------------------------------------------------------------ sampling
 
     def _start_lives(self, games_mask: np.ndarray) -> None:
-        alive = self.batch.games.alive() & games_mask[:, None] & ~self._bot_slot
+        alive = self.batch.games.alive() & games_mask[:, None] & ~self._pool_seat
         for b, s in np.argwhere(alive):
             self._life_id[b, s] = uuid.uuid4().hex
         self._life_t[alive] = 0
         self._life_return[alive] = 0.0
         self._life_start[alive] = time.time()
         self._active |= alive
+        # Each "past" seat of a new game plays one snapshot, drawn among those kept, for the whole game.
+        past = self._past_seat & games_mask[:, None]
+        kept = [slot for slot, entry in enumerate(self._snapshots) if entry is not None]
+        self._past_slot[past] = self._rng.choice(kept, int(past.sum())) if kept else -1
 
     def sample(self, *, num_timesteps: int | None = None, num_episodes: int | None = None, explore: bool | None = None,
                random_actions: bool = False, force_reset: bool = False) -> list[SingleAgentEpisode]:
         """Snake-steps (``num_timesteps``; by default ``steps_per_sample`` batch steps) or finished lives."""
+        if self.batch is None:
+            raise RuntimeError("this env runner has no games: it is the local runner beside remote ones "
+                               "(create_env_on_local_worker is off), which RLlib does not sample from")
         explore = self.config.explore if explore is None else explore
         reset = force_reset or self._needs_initial_reset
         self._needs_initial_reset = False
@@ -151,8 +293,10 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
                 reset = False
             return done
 
-    def _policy(self, obs: np.ndarray, mask: np.ndarray, explore: bool, random_actions: bool):
-        """Actions, their log-probs and the distribution inputs for N snakes (one forward pass)."""
+    def _policy(self, obs: np.ndarray, mask: np.ndarray, explore: bool, random_actions: bool, module=None):
+        """Actions, their log-probs and the distribution inputs for N snakes (one forward pass of ``module``,
+        by default the learning policy's)."""
+        module = self.module if module is None else module
         n = obs.shape[0]
         if random_actions:
             actions = np.random.default_rng().integers(0, 4, n)
@@ -160,20 +304,33 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
             return actions, np.full(n, -np.log(4.0), np.float32), logits
         batch = {Columns.OBS: {"observation": torch.from_numpy(obs), "action_mask": torch.from_numpy(mask)}}
         with torch.no_grad():
-            out = self.module.forward_exploration(batch) if explore else self.module.forward_inference(batch)
+            if explore:  # epsilon schedules (DQN) read the global env steps, estimated as RLlib's runner does
+                runners = self.config.num_env_runners or 1
+                out = module.forward_exploration(batch, t=(self.num_env_steps_sampled_lifetime // runners) * runners)
+            else:
+                out = module.forward_inference(batch)
             if Columns.ACTIONS in out:  # value-based modules (DQN) pick their actions themselves
                 actions = out[Columns.ACTIONS]
                 return (actions.numpy().astype(np.int64), np.zeros(n, np.float32),
                         np.zeros((n, 4), np.float32))
             logits = out[Columns.ACTION_DIST_INPUTS]
             if explore:
-                dist = self.module.get_exploration_action_dist_cls().from_logits(logits)
+                dist = module.get_exploration_action_dist_cls().from_logits(logits)
                 actions = dist.sample()
             else:
-                dist = self.module.get_inference_action_dist_cls().from_logits(logits)
+                dist = module.get_inference_action_dist_cls().from_logits(logits)
                 actions = dist.to_deterministic().sample()
             logp = dist.logp(actions)
         return actions.numpy().astype(np.int64), logp.numpy().astype(np.float32), logits.numpy().astype(np.float32)
+
+    def _past_actions(self, obs: np.ndarray, mask: np.ndarray, actions: np.ndarray, explore: bool) -> None:
+        """Fill ``actions`` (B, S) of the live "past" seats: one forward pass per snapshot in play (inference only;
+        seats of a runner that has no snapshot yet play the current policy)."""
+        seats = self._past_seat & self.batch.games.alive()
+        for slot in np.unique(self._past_slot[seats]):
+            chosen = seats & (self._past_slot == slot)
+            module = self._snapshot_module(slot) if slot >= 0 else self.module
+            actions[chosen] = self._policy(obs[chosen], mask[chosen], explore, False, module)[0]
 
     def _sample_batched(self, num_timesteps, explore, random_actions, reset) -> list:
         env = self.batch
@@ -214,8 +371,11 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
             else:
                 a = actions[idx]
             for name, bot in self._bots.items():
-                seats = self._bot_name == name
+                seats = self._pool_name == name
                 actions[seats] = bot(env.games)[seats]
+            if self._past_seat.any():
+                with self.metrics.log_time("past_policy_inference"):
+                    self._past_actions(obs_buf[k], mask_buf[k], actions, explore)
             result = env.step(np.maximum(actions, 0))
             rew_buf[k] = result.rewards
             obs_buf[k + 1], mask_buf[k + 1] = result.obs, env.action_mask
@@ -230,7 +390,7 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
                 self._log_life(b, s, k - chunk_start[b, s])
             self._active &= ~ended
             # A game against the pool is over for training once its learner is out: no need to watch the bots.
-            over = result.game_done | (self._bot_game & ~self._active.any(axis=1))
+            over = result.game_done | (self._pool_game & ~self._active.any(axis=1))
             if over.any():
                 games_finished += int(over.sum())
                 env.reset(over)
@@ -246,11 +406,16 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
                 self._life_t[b, s] += k - chunk_start[b, s]
         self._increase_sampled_metrics(ts, len(done_episodes))
         self.metrics.log_value("games_finished", games_finished, reduce="sum")
+        if self._stages:
+            self.metrics.log_value("curriculum_stage", self._stage, reduce="max")
+        if self._snapshots:
+            self.metrics.log_value("past_snapshots", len(self.snapshot_ids()), reduce="max")
         return done_episodes + ongoing
 
     def _episode(self, b, s, t0, t1, obs_buf, mask_buf, act_buf, logp_buf, dist_buf, rew_buf, terminated,
                  truncated) -> SingleAgentEpisode:
-        """Game b, slot s, batch steps t0..t1 as an episode (chunk); ``custom_data["slot"]`` says (b, s)."""
+        """Game b, slot s, batch steps t0..t1 as an episode (chunk); ``custom_data["slot"]`` says (b, s) and
+        ``custom_data["stage"]`` the curriculum stage it was played on."""
         n = t1 - t0
         obs = {"observation": np.ascontiguousarray(obs_buf[t0:t1 + 1, b, s]),
                "action_mask": np.ascontiguousarray(mask_buf[t0:t1 + 1, b, s])}
@@ -272,6 +437,8 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
             action_space=self.env.single_action_space,
         )
         episode.custom_data["slot"] = (int(b), int(s))
+        if self._stages:
+            episode.custom_data["stage"] = self._stage
         return episode
 
     def _log_life(self, b: int, s: int, chunk_len: int) -> None:
