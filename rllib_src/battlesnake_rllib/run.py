@@ -167,6 +167,9 @@ class RunOutputs:
         }
         if steps_before is not None and elapsed > 0:
             metrics["env_steps_per_s"] = (steps - steps_before) / elapsed
+        for key in ("curriculum_stage", "past_snapshots"):  # only when the run has a curriculum / past opponents
+            if key in runners:
+                metrics[key] = int(runners[key])
         return metrics
 
     def log(self, metrics: dict) -> None:
