@@ -6,8 +6,9 @@ TRAIN = ["ray[rllib]==2.60.0", "torch==2.13.0", "tensorboardX>=2.6", "matplotlib
          "onnxruntime>=1.18"]
 # SDK v3 removed RLEstimator: the launchers need v2.
 SAGEMAKER = ["sagemaker>=2.257,<3", "boto3>=1.42"]
-# Local stand-ins for S3 and the SageMaker API (moto in server mode) used by the local runner and the tests.
-LOCAL_STANDINS = ["moto[server]>=5"]
+# Local stand-ins for S3 and the SageMaker API (moto in server mode) used by the local runner and the tests, and the
+# Jupyter kernel that executes the notebooks against them (tests/test_notebooks.py).
+LOCAL_STANDINS = ["moto[server]>=5", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"]
 
 setup(
     name="battlesnake-rl",
@@ -16,7 +17,8 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["battlesnake_gym*", "battlesnake_rl*"]) + ["battlesnake_rllib", "sagemaker_rl"],
+    packages=find_packages(include=["battlesnake_gym*", "battlesnake_rl*", "battlesnake_server*"])
+    + ["battlesnake_rllib", "sagemaker_rl"],
     # The training package lives in the SageMaker source_dir beside train-mabs.py; the platform layer in rllib_common
     # (both are also shipped to SageMaker as the estimator's source_dir and dependencies).
     package_dir={"battlesnake_rllib": "rllib_src/battlesnake_rllib", "sagemaker_rl": "rllib_common/sagemaker_rl"},

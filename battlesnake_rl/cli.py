@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("battlesnake_rllib.commands:train", "train a policy by self-play on RLlib (local, no AWS needed)"),
     "evaluate": ("battlesnake_rllib.commands:evaluate", "play a trained model against bots; win rates with 95% CIs"),
     "sagemaker": ("sagemaker_rl.cli:main", "launch a SageMaker training job, or run the same job locally"),
+    "serve": ("battlesnake_server.httpd:main", "serve a trained policy (or a bot) to the Battlesnake engine over HTTP"),
+    "play": ("battlesnake_server.referee:main", "referee full games between snake servers (HTTP) and bots"),
 }
 
 

@@ -1,0 +1,357 @@
+"""``SnakeApp``: the Battlesnake API v1 without the transport: what ``GET /``, ``/start``, ``/move``, ``/end`` answer.
+
+The HTTP server (``httpd``) and the SageMaker handler (``sagemaker_inference``) both call it. A ``/move`` runs:
+
+1. ``request.parse_move``: the body read into a batch-of-one ``Games`` (any problem: ``RequestError``, HTTP 400);
+2. the game's session (created on ``/start``, or on the first ``/move`` of a game the server has not seen);
+3. the player's preferences: the model's move probabilities through the encoder planned for this game's boards,
+   or the bot's move when there is no model or the model cannot see these boards;
+4. ``SafetyLayer.choose`` within the deadline: ``game.timeout`` after the request arrived, less ``latency_margin_ms``
+   for the network. The search's time (``SafetyLayer.search_ms``) is shared by the ``/move`` requests in flight: with
+   k of them, each searches for ``search_ms / k`` at most, so concurrent games do not queue behind each other's
+   rollouts (the threads share one interpreter lock).
+
+An unexpected error in steps 3 or 4 is logged and answered with the bot's move: a reply always goes out.
+
+Sessions (one per game and snake) hold the snake slots as the game started (so encoders whose shape depends on the
+snake count keep it after snakes die), the encoder plan, and counters. They are freed by ``/end``, after
+``idle_timeout_s`` without a request, and oldest first beyond ``max_sessions``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from battlesnake_gym.engine import MOVE_NAMES, Games
+from battlesnake_gym.engine.state import OUT_OF_HEALTH, allocate
+
+from .players import BotPlayer, EncoderPlan, ModelPlayer
+from .request import GameInfo, Limits, MoveRequest, RequestError, decode_json, parse_game, parse_move
+from .safety import SafetyLayer
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "1"
+_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+@dataclass(frozen=True)
+class Appearance:
+    """How the snake looks and who made it (``GET /``); head and tail names are the arena's customizations."""
+
+    author: str = ""
+    color: str = "#2e8b57"
+    head: str = "default"
+    tail: str = "default"
+    version: str = "battlesnake-rl 0.1.0"
+
+    def __post_init__(self) -> None:
+        if not _COLOR.match(self.color):
+            raise ValueError(f"color must look like #rrggbb, got {self.color!r}")
+        for name in ("author", "head", "tail", "version"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or len(value) > 64:
+                raise ValueError(f"{name} must be a string of at most 64 characters, got {value!r}")
+
+
+@dataclass
+class Session:
+    """One snake's game, as far as the server remembers it."""
+
+    game_id: str
+    you_id: str
+    slots: list[str]  # snake ids in board order when the server first saw the game
+    last_seen: float  # clock() time of the last request
+    moves: int = 0
+    bot_moves: int = 0  # moves the bot proposed instead of the model
+    plan: EncoderPlan | None = None
+    logged: set[str] = field(default_factory=set)  # messages already logged for this game
+
+
+class SessionStore:
+    """Sessions keyed by (game id, snake id), bounded in number and idle time; safe to use from many threads."""
+
+    def __init__(self, max_sessions: int = 1024, idle_timeout_s: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic):
+        if max_sessions < 1 or idle_timeout_s <= 0:
+            raise ValueError(f"max_sessions must be >= 1 and idle_timeout_s > 0, got {max_sessions}, "
+                             f"{idle_timeout_s}")
+        self.max_sessions = max_sessions
+        self.idle_timeout_s = idle_timeout_s
+        self.clock = clock
+        self._sessions: OrderedDict[tuple[str, str], Session] = OrderedDict()
+        self._lock = threading.Lock()
+        self._last_sweep = clock()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        return key in self._sessions
+
+    def keys(self) -> list[tuple[str, str]]:
+        """(game id, snake id) of every session, least recently used first."""
+        with self._lock:
+            return list(self._sessions)
+
+    def get(self, key: tuple[str, str]) -> Session | None:
+        return self._sessions.get(key)
+
+    def open(self, info: GameInfo, snake_ids: list[str]) -> Session:
+        """The session of this game and snake, created (slots = ``snake_ids``) if new; marks it used now."""
+        now = self.clock()
+        key = (info.game_id, info.you_id)
+        with self._lock:
+            self._sweep(now)
+            session = self._sessions.get(key)
+            if session is None:
+                session = Session(info.game_id, info.you_id, list(snake_ids), now)
+                self._sessions[key] = session
+                while len(self._sessions) > self.max_sessions:
+                    self._sessions.popitem(last=False)
+            if not session.slots:  # a /start without snakes: the first /move's board says who plays
+                session.slots = list(snake_ids)
+            self._sessions.move_to_end(key)
+            session.last_seen = now
+            return session
+
+    def close(self, info: GameInfo) -> Session | None:
+        with self._lock:
+            return self._sessions.pop((info.game_id, info.you_id), None)
+
+    def _sweep(self, now: float) -> None:
+        if now - self._last_sweep < min(1.0, self.idle_timeout_s):
+            return
+        self._last_sweep = now
+        # the dict is in order of last use: stale sessions are at the front
+        while self._sessions:
+            key, session = next(iter(self._sessions.items()))
+            if now - session.last_seen < self.idle_timeout_s:
+                break
+            del self._sessions[key]
+
+
+def _with_slots(games: Games, snake_ids: list[str], slots: list[str]) -> tuple[Games, bool]:
+    """The board with every snake in its slot as the game started (absent snakes eliminated); False when a snake on
+    the board is not in ``slots``."""
+    if snake_ids == slots:
+        return games, True
+    if not set(snake_ids) <= set(slots):
+        return games, False
+    st = games.state
+    out = allocate(1, len(slots), body_capacity=st.body.shape[2], food_capacity=st.food.shape[1],
+                   hazard_capacity=st.hazards.shape[1])
+    for name in ("turn", "food", "food_count", "hazards", "hazard_count", "rng", "royale_seed"):
+        getattr(out, name)[:] = getattr(st, name)
+    out.elim_cause[0, :] = OUT_OF_HEALTH
+    for i, sid in enumerate(snake_ids):
+        j = slots.index(sid)
+        out.body[0, j] = st.body[0, i]
+        out.length[0, j] = st.length[0, i]
+        out.health[0, j] = st.health[0, i]
+        out.elim_cause[0, j] = 0
+    return Games.from_state(games.settings, out), True
+
+
+class SnakeApp:
+    """The snake: answers the API's requests (see the module docstring).
+
+    Args:
+        model: the exported policy to play, or None to play ``bot``.
+        bot: the bot that plays without a model, and wherever the model cannot.
+        safety: the safety layer (``SafetyLayer(enabled=False)`` plays the raw policy).
+        appearance: what ``GET /`` says.
+        limits: request bounds.
+        latency_margin_ms: taken off ``game.timeout`` for the network and the reply.
+        max_sessions, idle_timeout_s: session bounds.
+    """
+
+    def __init__(self, model: ModelPlayer | None = None, *, bot: str = "flood", safety: SafetyLayer | None = None,
+                 appearance: Appearance | None = None, limits: Limits | None = None, latency_margin_ms: float = 100.0,
+                 max_sessions: int = 1024, idle_timeout_s: float = 300.0, clock: Callable[[], float] = time.monotonic):
+        if latency_margin_ms < 0:
+            raise ValueError(f"latency_margin_ms must be >= 0, got {latency_margin_ms}")
+        self.model = model
+        self.bot = BotPlayer(bot)
+        self.safety = safety if safety is not None else SafetyLayer()
+        self.appearance = appearance if appearance is not None else Appearance()
+        self.limits = limits if limits is not None else Limits()
+        self.latency_margin_ms = float(latency_margin_ms)
+        self.sessions = SessionStore(max_sessions, idle_timeout_s, clock)
+        self.counters = {"moves": 0, "bot_moves": 0, "errors": 0, "bad_requests": 0}
+        self._counter_lock = threading.Lock()
+        self._in_flight = 0  # /move requests being answered now
+
+    def describe(self) -> str:
+        player = self.model.describe() if self.model is not None else self.bot.describe()
+        search = f"search {self.safety.search_ms:g} ms" if self.safety.search_ms else "no search"
+        safety = f"safety layer on ({search})" if self.safety.enabled else "safety layer off"
+        return f"{player}; fallback {self.bot.describe()}; {safety}"
+
+    # ------------------------------------------------------------------ the API
+
+    def info(self) -> dict[str, str]:
+        a = self.appearance
+        return {"apiversion": API_VERSION, "author": a.author, "color": a.color, "head": a.head, "tail": a.tail,
+                "version": a.version}
+
+    def start(self, body: Mapping) -> dict:
+        info = parse_game(body)
+        board = body.get("board")
+        snakes = board.get("snakes") if isinstance(board, Mapping) else None
+        ids = [s["id"] for s in snakes if isinstance(s, Mapping) and isinstance(s.get("id"), str)] \
+            if isinstance(snakes, list) else []
+        session = self.sessions.open(info, ids[: self.limits.max_snakes])
+        self._log_once(session, info.notes)
+        return {}
+
+    def end(self, body: Mapping) -> dict:
+        info = parse_game(body)
+        session = self.sessions.close(info)
+        if session is not None:
+            log.info("game %r ended for snake %r: %d moves, %d by the bot", info.game_id, info.you_id,
+                     session.moves, session.bot_moves)
+        return {}
+
+    def move(self, body: Mapping, received: float | None = None) -> dict[str, str]:
+        """The move for a ``/move`` body; ``received`` is the ``time.perf_counter()`` of the request's arrival."""
+        received = time.perf_counter() if received is None else received
+        req = parse_move(body, self.limits)
+        with self._counter_lock:
+            self._in_flight += 1
+            sharing = self._in_flight
+        try:
+            return self._move(req, received, sharing)
+        finally:
+            with self._counter_lock:
+                self._in_flight -= 1
+
+    def _move(self, req: MoveRequest, received: float, sharing: int) -> dict[str, str]:
+        deadline = received + (req.info.timeout_ms - self.latency_margin_ms) / 1000.0
+        session = self.sessions.open(req.info, req.snake_ids)
+        self._log_once(session, req.notes)
+        seed = (zlib.crc32(req.info.game_id.encode("utf-8", "surrogatepass")) * 1_000_003 + req.turn) % 2**31
+        try:
+            prefs, by_bot = self._preferences(req, session, seed)
+        except Exception:  # a reply must go out: log it, and let the bot propose
+            log.exception("the model failed on game %r turn %d; the bot proposes", req.info.game_id, req.turn)
+            self._count("errors")
+            prefs, by_bot = self.bot.preferences(req.games, req.you, seed), True
+        search_stop = time.perf_counter() + self.safety.search_ms / 1000.0 / sharing
+        try:
+            move = self.safety.choose(req.games, req.you, prefs, deadline=min(deadline, search_stop), seed=seed).move
+        except Exception:
+            log.exception("the safety layer failed on game %r turn %d; playing the proposal", req.info.game_id,
+                          req.turn)
+            self._count("errors")
+            move = int(np.argmax(prefs))
+        session.moves += 1
+        session.bot_moves += by_bot
+        self._count("moves")
+        if by_bot and self.model is not None:
+            self._count("bot_moves")
+        return {"move": MOVE_NAMES[move]}
+
+    def _preferences(self, req: MoveRequest, session: Session, seed: int) -> tuple[np.ndarray, bool]:
+        if self.model is None:
+            return self.bot.preferences(req.games, req.you, seed), True
+        if session.plan is None:
+            session.plan = self.model.plan(req.settings, len(session.slots))
+            if session.plan.encoder is None:
+                self._log_once(session, [f"the bot plays this game: {session.plan.note}"], logging.WARNING)
+            elif session.plan.note == "window":
+                self._log_once(session, [f"the model sees a {self.model.window}x{self.model.window} window of this "
+                                         f"{req.settings.width}x{req.settings.height} board (trained on "
+                                         f"{self.model.trained.width}x{self.model.trained.height})"])
+        plan = session.plan
+        if plan.encoder is None:
+            return self.bot.preferences(req.games, req.you, seed), True
+        games, you = req.games, req.you
+        if _shape_follows_snakes(plan, req):
+            games, ok = _with_slots(req.games, req.snake_ids, session.slots)
+            if not ok:
+                self._log_once(session, ["a snake on the board was not there when the game started: the bot plays "
+                                         "the moves the model cannot see"], logging.WARNING)
+                return self.bot.preferences(req.games, req.you, seed), True
+            you = session.slots.index(req.info.you_id)
+        return self.model.preferences(games, you, plan), False
+
+    # ------------------------------------------------------------------ transport-independent dispatch
+
+    def handle(self, method: str, path: str, raw: bytes = b"", received: float | None = None) -> tuple[int, dict]:
+        """(HTTP status, JSON reply) for a request; never raises for bad input."""
+        path = normalize_path(path)
+        routes: dict[str, Callable[[Mapping], dict]] = {"/start": self.start, "/move": self.move, "/end": self.end}
+        if path == "/":
+            if method in ("GET", "HEAD"):
+                return 200, self.info()
+            return 405, {"error": f"{method} / is not allowed: use GET"}
+        if path not in routes:
+            return 404, {"error": f"no such endpoint {path[:80]!r}: the API has GET /, POST /start, /move, /end"}
+        if method != "POST":
+            return 405, {"error": f"{method} {path} is not allowed: use POST"}
+        try:
+            body = decode_json(raw)
+            reply = self.move(body, received) if path == "/move" else routes[path](body)
+        except RequestError as e:
+            self._count("bad_requests")
+            return e.status, {"error": str(e)}
+        return 200, reply
+
+    def warm_up(self) -> None:
+        """Play a few moves on a small board in every code path, so the first real request finds everything
+        compiled and loaded (numba caches compiled code on disk; loading it still takes a moment)."""
+        from battlesnake_gym.engine import GameSettings, api_board
+
+        size = (self.model.trained.width, self.model.trained.height) if self.model is not None else (11, 11)
+        for ruleset in ("standard", "wrapped"):
+            settings = GameSettings(width=size[0], height=size[1], ruleset=ruleset)
+            games = Games(settings, num_snakes=2, seed=0)
+            ids = ["warm-up-a", "warm-up-b"]
+            board = api_board(games.state, settings, ids)
+            body = {"game": {"id": "warm-up", "ruleset": {"name": ruleset, "settings": settings.to_api()},
+                             "map": "standard", "timeout": 500}, "turn": 0, "board": board, "you": board["snakes"][0]}
+            self.move(body)
+            self.sessions.close(parse_game(body))
+        self.counters["moves"] = self.counters["bot_moves"] = 0
+
+    def _count(self, name: str) -> None:
+        with self._counter_lock:
+            self.counters[name] += 1
+
+    @staticmethod
+    def _log_once(session: Session, messages, level: int = logging.INFO) -> None:
+        for message in messages:
+            if message not in session.logged:
+                session.logged.add(message)
+                log.log(level, "game %r: %s", session.game_id, message)
+
+
+def _shape_follows_snakes(plan: EncoderPlan, req: MoveRequest) -> bool:
+    """Does the plan's encoder give a different shape for another snake count (the legacy grids)?"""
+    encoder = plan.encoder
+    return encoder is not None and encoder.shape(req.settings, 2) != encoder.shape(req.settings, 3)
+
+
+def normalize_path(path: str) -> str:
+    """The request path without query or fragment, repeated slashes collapsed, no trailing slash (``//move/`` is
+    ``/move``): snake URLs configured with a trailing slash still work."""
+    path = path.split("?", 1)[0].split("#", 1)[0]
+    path = "/" + "/".join(part for part in path.split("/") if part)
+    return path
+
+
+def reply_bytes(reply: Mapping[str, Any]) -> bytes:
+    """A JSON reply as compact UTF-8 bytes."""
+    return json.dumps(reply, separators=(",", ":")).encode()
