@@ -17,14 +17,6 @@ from battlesnake_rllib.callbacks import stage_at  # noqa: E402
 from battlesnake_rllib.config import ConfigError, TrainArgs, build_config  # noqa: E402
 from battlesnake_rllib.sampler import BatchedEnvRunner  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _torch_threads():
-    """Runners set torch's thread count for their inference; give the test session its own back afterwards."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
 TRAIN = Path(__file__).resolve().parents[1] / "rllib_src" / "train-mabs.py"
 #: 2-snake 5x5 games, then 3-snake 7x7 games, then the run's own game: 2-snake 7x7 (a 13-cell view sees it all).
 STAGES = ["5x5:2@1", "7x7:3@1", "7x7:2"]

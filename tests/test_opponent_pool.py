@@ -14,14 +14,6 @@ torch = pytest.importorskip("torch")
 from battlesnake_rllib.config import ConfigError, TrainArgs, build_config  # noqa: E402
 from battlesnake_rllib.sampler import BatchedEnvRunner  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _torch_threads():
-    """Runners set torch's thread count for their inference; give the test session its own back afterwards."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
 LEFT, RIGHT = 2, 3
 
 

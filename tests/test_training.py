@@ -16,15 +16,6 @@ torch = pytest.importorskip("torch")
 from battlesnake_rllib.config import ConfigError, TrainArgs, apply_overrides, build_config  # noqa: E402
 from battlesnake_rllib.sampler import BatchedEnvRunner, make_batch_env  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _torch_threads():
-    """Runners set torch's thread count for their inference; give the test session its own back afterwards (the
-    model tests compare forwards that differ in the last digits under another thread count)."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = REPO / "rllib_src" / "train-mabs.py"
 
