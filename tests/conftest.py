@@ -26,3 +26,22 @@ def _torch_threads():
     yield
     if torch is not None:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def standin_aws(tmp_path_factory: pytest.TempPathFactory):
+    """A moto server on 127.0.0.1 as S3 and the SageMaker API, with this process's AWS settings pointed at it for the
+    module's tests: yields ``(url, region)``."""
+    from sagemaker_rl.standins import REAL_ACCOUNT_VARIABLES, aws_environment, start_moto_server
+
+    region = "us-east-1"
+    server, url = start_moto_server()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            for name in REAL_ACCOUNT_VARIABLES:
+                patch.delenv(name, raising=False)
+            for name, value in aws_environment(url, region, tmp_path_factory.mktemp("aws")).items():
+                patch.setenv(name, value)
+            yield url, region
+    finally:
+        server.stop()

@@ -43,7 +43,6 @@ from sagemaker_rl.launch import (
     plan_launch,
 )
 
-REGION = "us-east-1"
 BUCKET = "battlesnake-launch-test"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/battlesnake-rl:ray2.60"
 ROLE = "arn:aws:iam::123456789012:role/SageMakerTraining"
@@ -83,38 +82,19 @@ class LocalAws:
 
 
 @pytest.fixture(scope="module")
-def local_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAws]:
-    """A moto server on 127.0.0.1, this process's AWS settings pointed at it, and one SageMaker session on it (a
-    session is slow to build: the SDK validates its config file, here the telemetry opt-out, on every lookup)."""
-    from moto.server import ThreadedMotoServer
+def local_aws(standin_aws: tuple[str, str]) -> Iterator[LocalAws]:
+    """The stand-in AWS (moto on 127.0.0.1) and one SageMaker session on it (a session is slow to build: the SDK
+    validates its config file, here the telemetry opt-out, on every lookup)."""
+    import boto3
+    import sagemaker
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    folder = tmp_path_factory.mktemp("aws")
-    config = folder / "sagemaker-config.yaml"
-    config.write_text("SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("AWS_PROFILE", raising=False)
-        patch.delenv("AWS_SESSION_TOKEN", raising=False)
-        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                            "AWS_DEFAULT_REGION": REGION, "AWS_ENDPOINT_URL": url,
-                            "AWS_CONFIG_FILE": str(folder / "no-aws-config"),
-                            "AWS_SHARED_CREDENTIALS_FILE": str(folder / "no-aws-credentials"),
-                            "SAGEMAKER_USER_CONFIG_OVERRIDE": str(config),
-                            "SAGEMAKER_SUPPRESS_V2_WARNING": "1"}.items():
-            patch.setenv(name, value)
-        import boto3
-        import sagemaker
-
-        boto_session = boto3.Session(region_name=REGION)
-        client = boto_session.client("sagemaker", endpoint_url=url)
-        sent: list[dict] = []
-        client.meta.events.register("before-send.sagemaker.CreateTrainingJob",
-                                    lambda request, **_: sent.append(json.loads(request.body)))
-        yield LocalAws(url, sagemaker.Session(boto_session=boto_session, sagemaker_client=client), sent)
-    server.stop()
+    url, region = standin_aws
+    boto_session = boto3.Session(region_name=region)
+    client = boto_session.client("sagemaker", endpoint_url=url)
+    sent: list[dict] = []
+    client.meta.events.register("before-send.sagemaker.CreateTrainingJob",
+                                lambda request, **_: sent.append(json.loads(request.body)))
+    yield LocalAws(url, sagemaker.Session(boto_session=boto_session, sagemaker_client=client), sent)
 
 
 @pytest.fixture

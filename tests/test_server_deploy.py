@@ -11,7 +11,6 @@ import subprocess
 import sys
 import tarfile
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,39 +21,20 @@ from battlesnake_server.sagemaker_inference import package_model
 from sagemaker_rl.deploy import DEFAULT_DEPENDENCIES, DeployError, build_model, deploy
 
 pytestmark = pytest.mark.slow
-REGION = "us-east-1"
 BUCKET = "snake-models"
 ROLE = "arn:aws:iam::123456789012:role/snake-endpoint"
 
 
 @pytest.fixture(scope="module")
-def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """A SageMaker session on a moto server, with this process's AWS settings pointed at it."""
+def session(standin_aws: tuple[str, str]) -> object:
+    """A SageMaker session on the stand-in AWS (moto on 127.0.0.1), with one bucket."""
     pytest.importorskip("sagemaker")
-    from moto.server import ThreadedMotoServer
+    import boto3
+    import sagemaker
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    folder = tmp_path_factory.mktemp("aws")
-    config = folder / "sagemaker-config.yaml"
-    config.write_text("SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("AWS_PROFILE", raising=False)
-        settings = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
-                    "AWS_ENDPOINT_URL": url, "AWS_CONFIG_FILE": str(folder / "none"),
-                    "AWS_SHARED_CREDENTIALS_FILE": str(folder / "none"),
-                    "SAGEMAKER_USER_CONFIG_OVERRIDE": str(config), "SAGEMAKER_SUPPRESS_V2_WARNING": "1"}
-        for name, value in settings.items():
-            patch.setenv(name, value)
-        import boto3
-        import sagemaker
-
-        boto_session = boto3.Session(region_name=REGION)
-        boto_session.client("s3").create_bucket(Bucket=BUCKET)
-        yield sagemaker.Session(boto_session=boto_session, default_bucket=BUCKET)
-    server.stop()
+    boto_session = boto3.Session(region_name=standin_aws[1])
+    boto_session.client("s3").create_bucket(Bucket=BUCKET)
+    return sagemaker.Session(boto_session=boto_session, default_bucket=BUCKET)
 
 
 @pytest.fixture(scope="module")

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from .launch import BUCKET_ENV, IMAGE_URI_ENV, ROLE_ENV, _import_sagemaker
+from .standins import REAL_ACCOUNT_VARIABLES, aws_environment, start_moto_server
 
 #: The switch: ``1`` runs a notebook against the local stand-ins with tiny budgets; unset or ``0``: real AWS.
 LOCAL_ENV = "BATTLESNAKE_RL_LOCAL"
@@ -126,25 +127,12 @@ def start_standins(region: str = LOCAL_REGION) -> StandIns:
     with _STANDINS_LOCK:
         if _STANDINS is not None:
             return _STANDINS
-        from moto.server import ThreadedMotoServer
-
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one log line per request otherwise
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
+        server, url = start_moto_server()
         folder = tempfile.TemporaryDirectory(prefix="battlesnake-rl-standins-")
-        config = Path(folder.name) / "sagemaker-config.yaml"
-        config.write_text("SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n")
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        for name in REAL_ACCOUNT_VARIABLES:
             os.environ.pop(name, None)
-        os.environ.update({
-            "AWS_ACCESS_KEY_ID": "local-standin", "AWS_SECRET_ACCESS_KEY": "local-standin",
-            "AWS_DEFAULT_REGION": region, "AWS_REGION": region, "AWS_ENDPOINT_URL": f"http://{host}:{port}",
-            "AWS_CONFIG_FILE": str(Path(folder.name) / "no-aws-config"),
-            "AWS_SHARED_CREDENTIALS_FILE": str(Path(folder.name) / "no-aws-credentials"),
-            "SAGEMAKER_USER_CONFIG_OVERRIDE": str(config), "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
-        })
-        _STANDINS = StandIns(f"http://{host}:{port}", server, folder)
+        os.environ.update(aws_environment(url, region, folder.name))
+        _STANDINS = StandIns(url, server, folder)
         atexit.register(_STANDINS.stop)
         return _STANDINS
 
