@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SHARED ?= ../shared
 STAMP := $(VENV)/.installed
 
-.PHONY: install train demo test lint conformance benchmark clean
+.PHONY: install train demo test test-docker lint conformance benchmark clean
 
 $(STAMP): setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,16 @@ conformance: $(STAMP)
 
 test: lint conformance
 	$(BIN)/python -m pytest -q
+	@if [ -n "$$CI" ] || [ "$$DOCKER_TESTS" = 1 ]; then \
+		$(MAKE) test-docker; \
+	else \
+		echo "test-docker: skipped (runs when CI is set or DOCKER_TESTS=1)"; \
+	fi
+
+# The training image and a real SageMaker SDK local-mode job (2 hosts) in it; installs and starts Docker when missing
+# (needs root there). See docker/README.md.
+test-docker: $(STAMP)
+	PYTHON=$(BIN)/python docker/test_docker.sh
 
 benchmark: $(STAMP)
 	$(BIN)/battlesnake-rl benchmark
