@@ -35,13 +35,14 @@ conformance: $(STAMP)
 		echo "conformance: skipped, no $(SHARED)/traces (set SHARED=path/to/shared)"; \
 	fi
 
+# Under CI the Docker stage runs first, so that pytest's summary is the last line of the run.
 test: lint conformance
-	$(BIN)/python -m pytest -q
 	@if [ -n "$$CI" ] || [ "$$DOCKER_TESTS" = 1 ]; then \
 		$(MAKE) test-docker; \
 	else \
 		echo "test-docker: skipped (runs when CI is set or DOCKER_TESTS=1)"; \
 	fi
+	$(BIN)/python -m pytest -q
 
 # The training image and a real SageMaker SDK local-mode job (2 hosts) in it; installs and starts Docker when missing
 # (needs root there). See docker/README.md.

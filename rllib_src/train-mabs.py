@@ -182,6 +182,7 @@ def train(config, args: TrainArgs, run: argparse.Namespace, out: RunOutputs, res
         for kind, path in paths.items():
             print(f"model ({kind}): {path}")
         print(f"evaluate it: battlesnake-rl evaluate --model {paths['torchscript']}")
+        print(f"serve it:    battlesnake-rl serve --model {out.model_dir}")
     out.plot_learning_curve()
     out.close()
     stop.restore()

@@ -136,6 +136,7 @@ def test_a_tiny_run_writes_checkpoint_models_and_metrics_and_resumes(tmp_path: P
                  "learning_curve.png", "replay.gif", "tb"):
         assert (out / path).exists(), path
     assert json.loads((out / "config.json").read_text())["num_games"] == 16
+    assert f"serve it:    battlesnake-rl serve --model {out / 'model'}" in lines  # the run ends saying how to serve
     second = subprocess.run([sys.executable, str(TRAIN), *common, "--iterations", "3", "--resume", "--no-export"],
                             capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
