@@ -7,6 +7,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 FORBIDDEN_IN_GAME = ("ray", "sagemaker", "torch", "rllib_src", "sagemaker_rl", "boto3", "battlesnake_rl")
+# The platform layer is generic: it knows nothing of the game, the training package, the server or the CLI.
+FORBIDDEN_IN_PLATFORM = ("battlesnake_gym", "battlesnake_rllib", "battlesnake_server", "battlesnake_rl")
+# Training reaches SageMaker only through sagemaker_rl, and knows nothing of the server or the CLI.
+FORBIDDEN_IN_TRAINING = ("sagemaker", "boto3", "battlesnake_server", "battlesnake_rl")
+# The arena server loads exported policies without Ray and never talks to SageMaker itself.
+FORBIDDEN_IN_SERVER = ("ray", "sagemaker", "sagemaker_rl", "boto3", "battlesnake_rl")
 
 
 def _imports(path: Path) -> set[str]:
@@ -19,9 +25,23 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
+def _offenders(folder: str, forbidden: tuple[str, ...]) -> dict[str, list[str]]:
+    found = {str(path.relative_to(REPO)): sorted(_imports(path) & set(forbidden))
+             for path in (REPO / folder).rglob("*.py")}
+    return {k: v for k, v in found.items() if v}
+
+
 def test_the_game_package_imports_neither_training_nor_platform_code() -> None:
-    offenders = {
-        str(path.relative_to(REPO)): sorted(_imports(path) & set(FORBIDDEN_IN_GAME))
-        for path in (REPO / "battlesnake_gym").rglob("*.py")
-    }
-    assert {k: v for k, v in offenders.items() if v} == {}
+    assert _offenders("battlesnake_gym", FORBIDDEN_IN_GAME) == {}
+
+
+def test_training_reaches_sagemaker_only_through_the_platform_layer() -> None:
+    assert _offenders("rllib_src", FORBIDDEN_IN_TRAINING) == {}
+
+
+def test_the_platform_layer_imports_nothing_of_the_game_training_or_server() -> None:
+    assert _offenders("rllib_common/sagemaker_rl", FORBIDDEN_IN_PLATFORM) == {}
+
+
+def test_the_arena_server_imports_neither_ray_nor_the_sagemaker_sdk() -> None:
+    assert _offenders("battlesnake_server", FORBIDDEN_IN_SERVER) == {}
