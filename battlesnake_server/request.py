@@ -91,19 +91,21 @@ def decode_json(raw: bytes) -> dict:
     return body
 
 
-def _object(parent: Mapping, key: str, path: str) -> Mapping:
+def _field(parent: Mapping, key: str, path: str) -> Any:
     if key not in parent:
         raise RequestError(f"{path} is missing the field {key!r}")
-    value = parent[key]
+    return parent[key]
+
+
+def _object(parent: Mapping, key: str, path: str) -> Mapping:
+    value = _field(parent, key, path)
     if not isinstance(value, Mapping):
         raise RequestError(f"{path}.{key} must be an object, got {value!r}")
     return value
 
 
 def _id(parent: Mapping, key: str, path: str) -> str:
-    if key not in parent:
-        raise RequestError(f"{path} is missing the field {key!r}")
-    value = parent[key]
+    value = _field(parent, key, path)
     if not isinstance(value, str) or not value:
         raise RequestError(f"{path}.{key} must be a non-empty string, got {value!r}")
     if len(value) > MAX_ID_CHARS:
@@ -112,9 +114,7 @@ def _id(parent: Mapping, key: str, path: str) -> str:
 
 
 def _positive_int(parent: Mapping, key: str, path: str) -> int:
-    if key not in parent:
-        raise RequestError(f"{path} is missing the field {key!r}")
-    value = parent[key]
+    value = _field(parent, key, path)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise RequestError(f"{path}.{key} must be a positive integer, got {value!r}")
     return value
@@ -203,8 +203,7 @@ def _check_sizes(board: Mapping, limits: Limits) -> None:
 def parse_move(body: Mapping, limits: Limits = Limits()) -> MoveRequest:
     """A ``/move`` body as a batch-of-one ``Games``; the board must hold the asking snake (``you.id``)."""
     info = parse_game(body)
-    if "turn" not in body:
-        raise RequestError("body is missing the field 'turn'")
+    _field(body, "turn", "body")
     board = _object(body, "board", "body")
     _check_sizes(board, limits)
     wrapped = RULESETS[info.ruleset].wrapped if info.ruleset in RULESETS else False

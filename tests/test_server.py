@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from battlesnake_gym.engine import DOWN, LEFT, MOVE_NAMES, RIGHT, UP, Games, GameSettings, board_from_json
 from battlesnake_gym.observations import EgocentricEncoder, action_mask, make_encoder
 from battlesnake_server.app import Appearance, SnakeApp, normalize_path
-from battlesnake_server.players import ModelError, ModelPlayer, load_model
+from battlesnake_server.players import TRAINING_DEFAULTS, ModelError, ModelPlayer, load_model
 from battlesnake_server.request import RequestError, parse_move
 from battlesnake_server.safety import RISKY, SAFE, SURE_DEATH, SafetyLayer, assess_moves, rollout_values
 from battlesnake_server.sagemaker_inference import (
@@ -702,3 +702,10 @@ def test_package_model_writes_the_policy_and_its_config_flat_in_a_tarball(model_
 def test_a_request_error_is_a_value_error_with_an_http_status() -> None:
     error = RequestError("x" * 1000, status=413)
     assert isinstance(error, ValueError) and error.status == 413 and len(str(error)) == 400
+
+
+def test_the_servers_training_defaults_are_the_training_runs_own() -> None:
+    # The server keeps its own copy because battlesnake_rllib.config imports Ray; this keeps the two from drifting.
+    from battlesnake_rllib.config import TrainArgs
+
+    assert TRAINING_DEFAULTS == {key: getattr(TrainArgs(), key) for key in TRAINING_DEFAULTS}
