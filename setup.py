@@ -17,8 +17,8 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["battlesnake_gym*", "battlesnake_rl*", "battlesnake_server*"])
-    + ["battlesnake_rllib", "sagemaker_rl"],
+    packages=find_packages(include=["battlesnake_gym*", "battlesnake_policy*", "battlesnake_rl*",
+                                    "battlesnake_server*"]) + ["battlesnake_rllib", "sagemaker_rl"],
     # The training package lives in the SageMaker source_dir beside train-mabs.py; the platform layer in rllib_common
     # (both are also shipped to SageMaker as the estimator's source_dir and dependencies).
     package_dir={"battlesnake_rllib": "rllib_src/battlesnake_rllib", "sagemaker_rl": "rllib_common/sagemaker_rl"},

@@ -3,46 +3,36 @@
 A player maps one snake of a batch-of-one ``Games`` to move preferences, ``(4,)`` float64 (0 up, 1 down, 2 left,
 3 right; larger is better): the policy's probabilities, or a bot's move as a one-hot.
 
-``load_model`` finds the encoder a model was trained with. An exported file records its observation shape; the
-encoder's settings live in the run's ``config.json`` (``TrainArgs``: ``encoder``, ``view``, board size, snakes),
-looked for beside the model file, then in its parent folder (a run folder holds ``model/policy.pt`` and
-``config.json``). The shape the encoder gives on the trained board must equal the model's, or loading fails naming
-both.
+``load_model`` reads an exported policy and the game it was trained for through ``battlesnake_policy`` (the file
+format lives there: ``config.json`` beside the model file or in its run folder). The shape the encoder gives on the
+trained board must equal the model's, or loading fails naming both.
 
-Other board sizes: the egocentric encoder with a square window (``view`` = v, or the whole board ``2H - 1`` on a
-square H x H board) is the same encoder as ``EgocentricEncoder(view=v)`` on the trained board, so on any board the
-model sees the v x v window centred on its head: a crop of a larger board (what lies farther than (v - 1) / 2 cells
-is unseen), or a smaller board padded with off-board cells. Encoders whose shape cannot follow (the legacy grids on
-another board size or snake count, or a non-square whole-board window) make the server play that game with its bot,
-logged once per game.
+Other board sizes: an egocentric encoder with a square window (``view`` = v, or the whole board ``2H - 1`` on a
+square H x H board) is the same encoder with ``view=v`` on the trained board, so on any board the model sees the
+v x v window centred on its head: a crop of a larger board (what lies farther than (v - 1) / 2 cells is unseen), or
+a smaller board padded with off-board cells. Encoders whose shape cannot follow (the legacy grids on another board
+size or snake count, or a non-square whole-board window) make the server play that game with its bot, logged once
+per game.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from battlesnake_gym.bots import BOTS, make_bot
-from battlesnake_gym.engine import Games, GameSettings, RulesError
-from battlesnake_gym.observations import EgocentricEncoder, ObservationEncoder, action_mask, make_encoder
+from battlesnake_gym.engine import Games, GameSettings
+from battlesnake_gym.observations import EgocentricEncoder, ObservationEncoder, action_mask
+from battlesnake_policy import ModelError, PolicySpec
+from battlesnake_policy import load_model as load_policy_model
+
+__all__ = ["BotPlayer", "EncoderPlan", "ModelError", "ModelPlayer", "load_model"]
 
 log = logging.getLogger(__name__)
-
-CONFIG_FILE = "config.json"
-MODEL_FILES = ("policy.pt", "policy.onnx")
-#: The training defaults (``battlesnake_rllib.config.TrainArgs``) a config.json may leave out.
-TRAINING_DEFAULTS: dict[str, Any] = {"encoder": "egocentric", "view": 0, "width": 11, "height": 11,
-                                     "num_snakes": 4, "ruleset": "standard", "map": "standard"}
-
-
-class ModelError(ValueError):
-    """A model file, or its config.json, that the server cannot play with; the message says which and why."""
 
 
 class BotPlayer:
@@ -79,38 +69,35 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class ModelPlayer:
-    """An exported policy (``policy.pt`` / ``policy.onnx``) and the encoder it was trained with.
+    """An exported policy (``policy.pt`` / ``policy.onnx``) and the game it was trained for.
 
     Args:
-        policy: a ``battlesnake_rllib.export.LoadedPolicy`` (anything with ``obs_shape`` and ``logits(obs, mask)``).
-        config: the run's training settings (``TRAINING_DEFAULTS`` keys; others are ignored).
-        source: where the settings came from, for messages.
+        policy: a ``battlesnake_policy.LoadedPolicy`` (anything with ``obs_shape`` and ``logits(obs, mask)``).
+        spec: the ``PolicySpec`` it was trained for (or the settings as a dict: its keys are read, others ignored).
+        source: where the spec came from, for messages.
     """
 
-    def __init__(self, policy: Any, config: dict[str, Any], source: str = "defaults"):
+    def __init__(self, policy: Any, spec: PolicySpec | dict[str, Any], source: str = "defaults"):
         self.policy = policy
         self.obs_shape = tuple(int(d) for d in policy.obs_shape)
-        self.config = {**TRAINING_DEFAULTS, **{k: v for k, v in config.items() if k in TRAINING_DEFAULTS}}
+        self.spec = spec if isinstance(spec, PolicySpec) else PolicySpec.from_dict(spec, source)
         self.source = source
-        c = self.config
-        try:
-            self.encoder = _encoder(c["encoder"], c["view"])
-            self.trained = GameSettings(width=c["width"], height=c["height"], ruleset=c["ruleset"], map=c["map"])
-            trained_shape = self.encoder.shape(self.trained, c["num_snakes"])
-        except (ValueError, TypeError) as e:
-            raise ModelError(f"the training settings from {source} do not describe an encoder: {e}") from None
-        if tuple(trained_shape) != self.obs_shape:
+        self.encoder = self.spec.make_encoder()
+        self.trained = self.spec.settings()
+        trained_shape = self.spec.obs_shape()
+        if trained_shape != self.obs_shape:
+            s = self.spec
             raise ModelError(
                 f"the model {getattr(policy, 'path', '')} takes observations of shape {self.obs_shape}, but its "
-                f"encoder {c['encoder']!r} (view {c['view']}) gives {tuple(trained_shape)} on the trained "
-                f"{c['width']}x{c['height']} board with {c['num_snakes']} snakes (settings from {source})")
+                f"encoder {s.encoder!r} (view {s.view}) gives {trained_shape} on the trained "
+                f"{s.width}x{s.height} board with {s.num_snakes} snakes (settings from {source})")
         self.window = _square_window(self.encoder, self.obs_shape)
         self._plans: dict[tuple, EncoderPlan] = {}
 
     def describe(self) -> str:
-        c = self.config
-        return (f"model {getattr(self.policy, 'path', self.policy)} (obs {self.obs_shape}, encoder {c['encoder']!r} "
-                f"view {c['view']}, trained {c['width']}x{c['height']} {c['ruleset']} with {c['num_snakes']} snakes; "
+        s = self.spec
+        return (f"model {getattr(self.policy, 'path', self.policy)} (obs {self.obs_shape}, encoder {s.encoder!r} "
+                f"view {s.view}, trained {s.width}x{s.height} {s.ruleset} with {s.num_snakes} snakes; "
                 f"settings from {self.source})")
 
     def plan(self, settings: GameSettings, num_slots: int) -> EncoderPlan:
@@ -128,7 +115,7 @@ class ModelPlayer:
         if shape == self.obs_shape:
             return EncoderPlan(self.encoder, "trained")
         if self.window is not None:
-            return EncoderPlan(EgocentricEncoder(view=self.window), "window")
+            return EncoderPlan(self.spec.make_encoder(view=self.window), "window")
         why = f"its encoder gives {shape} here" if shape is not None else why
         return EncoderPlan(None, f"the model takes {self.obs_shape} and {why} "
                                  f"({settings.width}x{settings.height}, {num_slots} snakes)")
@@ -143,16 +130,6 @@ class ModelPlayer:
         return _softmax(logits)
 
 
-def _encoder(name: Any, view: Any) -> ObservationEncoder:
-    if not isinstance(name, str):
-        raise ValueError(f"encoder must be a name, got {name!r}")
-    if name == "egocentric":
-        if isinstance(view, bool) or not isinstance(view, int) or view < 0:
-            raise ValueError(f"view must be 0 (whole board) or an odd window side, got {view!r}")
-        return EgocentricEncoder(view=view or None)
-    return make_encoder(name)
-
-
 def _square_window(encoder: ObservationEncoder, obs_shape: tuple[int, ...]) -> int | None:
     """The window side v when the model is an egocentric encoder with a square v x v window, else None."""
     if not isinstance(encoder, EgocentricEncoder) or len(obs_shape) != 3:
@@ -161,64 +138,8 @@ def _square_window(encoder: ObservationEncoder, obs_shape: tuple[int, ...]) -> i
     return rows if rows == cols and rows % 2 == 1 else None
 
 
-def find_model_file(path: str | os.PathLike) -> Path:
-    """The policy file ``path`` names: a file, a folder holding ``policy.pt`` / ``policy.onnx``, or a run folder
-    (``model/policy.pt``)."""
-    path = Path(path)
-    if path.is_file():
-        return path
-    if path.is_dir():
-        for folder in (path, path / "model"):
-            for name in MODEL_FILES:
-                if (folder / name).is_file():
-                    return folder / name
-        raise ModelError(f"no {' or '.join(MODEL_FILES)} in {path} or {path / 'model'}")
-    raise ModelError(f"no model at {path}")
-
-
-def read_training_config(model_file: Path, config: str | os.PathLike | None = None) -> tuple[dict[str, Any], str]:
-    """(training settings, where they came from): ``config`` if given, else ``config.json`` beside the model file
-    or in its parent folder; ``({}, "")`` when there is none."""
-    candidates = [Path(config)] if config is not None else [model_file.parent / CONFIG_FILE,
-                                                             model_file.parent.parent / CONFIG_FILE]
-    for candidate in candidates:
-        if candidate.is_file():
-            try:
-                values = json.loads(candidate.read_text())
-            except (OSError, ValueError) as e:
-                raise ModelError(f"cannot read the training settings {candidate}: {e}") from None
-            if not isinstance(values, dict):
-                raise ModelError(f"{candidate} must hold a JSON object of training settings")
-            return values, str(candidate)
-    if config is not None:
-        raise ModelError(f"no training settings file at {config}")
-    return {}, ""
-
-
 def load_model(path: str | os.PathLike, config: str | os.PathLike | None = None) -> ModelPlayer:
-    """A ``ModelPlayer`` for the exported policy at ``path`` (see ``find_model_file``), loaded without Ray.
-
-    Without a config.json, an observation shape of ``(10, v, v)`` (v odd) is read as the egocentric encoder with a
-    v x v window (logged); any other shape is an error asking for the run's config.json.
-    """
-    from battlesnake_rllib.export import load_policy  # torch (and onnxruntime for .onnx), never Ray
-
-    model_file = find_model_file(path)
-    try:
-        policy = load_policy(model_file, num_threads=1)
-    except (ValueError, ImportError, FileNotFoundError) as e:
-        raise ModelError(str(e)) from None
-    values, source = read_training_config(model_file, config)
-    if not source:
-        shape = tuple(policy.obs_shape)
-        if len(shape) == 3 and shape[0] == len(EgocentricEncoder.channels) and shape[1] == shape[2] and shape[1] % 2:
-            log.warning("no %s beside %s: reading its observation shape %s as the egocentric encoder with a "
-                        "%dx%d window", CONFIG_FILE, model_file, shape, shape[1], shape[1])
-            values, source = {"encoder": "egocentric", "view": shape[1]}, f"the observation shape {shape}"
-        else:
-            raise ModelError(f"no {CONFIG_FILE} beside {model_file} or in {model_file.parent.parent}, and its "
-                             f"observation shape {shape} is not an egocentric window: pass the run's config.json")
-    try:
-        return ModelPlayer(policy, values, source)
-    except RulesError as e:
-        raise ModelError(f"the training settings from {source}: {e}") from None
+    """A ``ModelPlayer`` for the exported policy at ``path`` (a file, model folder or run folder), loaded without
+    Ray (see ``battlesnake_policy.load_model``)."""
+    model = load_policy_model(path, config, num_threads=1)
+    return ModelPlayer(model.policy, model.spec, model.source)

@@ -8,7 +8,7 @@ content_type)``, ``predict_fn(data, model)`` and ``output_fn(prediction, accept)
 ``model.tar.gz`` holds ``policy.pt`` (or ``policy.onnx``) and the run's ``config.json`` at its root; ``package_model``
 writes one from a run folder. ``sagemaker_rl.deploy.deploy`` ships this module (through the two-line entry point
 ``sagemaker_entry/inference.py``, named so that it does not hide the container's own ``sagemaker_inference``
-package) with ``battlesnake_server``, ``battlesnake_gym`` and ``battlesnake_rllib`` as dependencies.
+package) with ``battlesnake_server``, ``battlesnake_gym`` and ``battlesnake_policy`` as dependencies.
 
 Environment variables the endpoint reads (set them through ``deploy(env=...)``):
 
@@ -32,8 +32,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from battlesnake_policy import CONFIG_FILE, MODEL_FILES, ModelError, find_config, find_model_file
 from battlesnake_server.app import SnakeApp
-from battlesnake_server.players import CONFIG_FILE, MODEL_FILES, ModelError, find_model_file, load_model
+from battlesnake_server.players import load_model
 from battlesnake_server.request import RequestError, decode_json
 from battlesnake_server.safety import DEFAULT_SEARCH_MS, SafetyLayer
 
@@ -124,8 +125,7 @@ def package_model(source: str | os.PathLike, out_file: str | os.PathLike) -> Pat
     """Write ``model.tar.gz`` for the endpoint: the policy file(s) and config.json found from ``source`` (a run
     folder, a model folder or a policy file), flat at the archive root. The model must load (checked here)."""
     model_file = find_model_file(source)
-    config = next((p for p in (model_file.parent / CONFIG_FILE, model_file.parent.parent / CONFIG_FILE)
-                   if p.is_file()), None)
+    config = find_config(model_file)
     load_model(model_file, config)  # refuse to package what the endpoint could not serve
     out = Path(out_file)
     out.parent.mkdir(parents=True, exist_ok=True)

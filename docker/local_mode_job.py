@@ -138,7 +138,8 @@ def run_job(args: argparse.Namespace, hyperparameters: dict) -> Path:
         estimator = RLEstimator(
             entry_point="train-mabs.py",
             source_dir=str(ROOT / "rllib_src"),
-            dependencies=[str(ROOT / "battlesnake_gym"), str(ROOT / "rllib_common" / "sagemaker_rl")],
+            dependencies=[str(ROOT / "battlesnake_gym"), str(ROOT / "battlesnake_policy"),
+                          str(ROOT / "rllib_common" / "sagemaker_rl")],
             image_uri=args.image,
             role=ROLE,
             instance_type="local",
@@ -190,9 +191,9 @@ def check_model(model_tar: Path) -> None:
             raise JobCheckError(f"{model_tar} lacks {missing}; it holds {sorted(names)}")
         folder = Path(tempfile.mkdtemp(prefix="battlesnake-model-"))
         tar.extractall(folder, filter="data")
-    from battlesnake_rllib.export import load_policy
+    from battlesnake_policy import load_policy, read_config
 
-    config = json.loads((folder / "config.json").read_text())
+    spec = read_config(folder / "config.json")
     mask = np.array([[True, False, False, False], [False, False, True, True], [True, True, True, True]])
     chosen = {}
     for name in ("policy.pt", "policy.onnx"):
@@ -204,7 +205,7 @@ def check_model(model_tar: Path) -> None:
         chosen[name] = actions.tolist()
     if chosen["policy.pt"] != chosen["policy.onnx"]:
         raise JobCheckError(f"policy.pt and policy.onnx disagree on the same observations: {chosen}")
-    print(f"model: {sorted(names)}; policy.pt and policy.onnx ({config['algorithm']}, obs {policy.obs_shape}) "
+    print(f"model: {sorted(names)}; policy.pt and policy.onnx ({spec.encoder}, obs {policy.obs_shape}) "
           f"agree on legal moves {chosen['policy.pt']}")
 
 

@@ -131,7 +131,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def train(config, args: TrainArgs, run: argparse.Namespace, out: RunOutputs, resume_from: Path | None, node) -> int:
     import ray
+    import torch
     from ray.rllib.algorithms.algorithm import Algorithm
+
+    torch.set_num_threads(args.driver_threads())  # the learner's threads (a local runner sets the same)
 
     # ---------------------------------------------------------------- algorithm: new, or restored
     if node is not None and node.address:
@@ -139,14 +142,21 @@ def train(config, args: TrainArgs, run: argparse.Namespace, out: RunOutputs, res
     else:
         ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False,
                  num_cpus=max(2, (os.cpu_count() or 2)), configure_logging=False)
+    deadline = time.time() + 60 * run.minutes
     if resume_from is not None:
         algo = Algorithm.from_checkpoint(str(resume_from))
         print(f"resumed from {resume_from} at iteration {algo.iteration}")
     else:
         algo = config.build_algo()
+        if args.imitate:  # a warm start: the policy first learns the bot's moves (battlesnake_rllib.imitation)
+            from battlesnake_rllib.imitation import pretrain
+
+            stats = pretrain(algo, config.env_config, args.imitation_samples, teacher=args.imitate,
+                             epochs=args.imitation_epochs, gamma=args.gamma, seed=args.seed)
+            for line in metric_lines(stats):
+                print(line, flush=True)
 
     # ---------------------------------------------------------------- training loop
-    deadline = time.time() + 60 * run.minutes
     opponents = [o for o in run.eval_opponents.split(",") if o]
     steps_before = None
     progress = Progress(run.minutes, run.iterations)
@@ -168,7 +178,8 @@ def train(config, args: TrainArgs, run: argparse.Namespace, out: RunOutputs, res
 
     # ---------------------------------------------------------------- outputs of the run
     progress.close()
-    print(f"checkpoint: {out.save_checkpoint(algo)}")
+    checkpoint = out.save_checkpoint(algo)
+    print(f"checkpoint: {checkpoint}")
     if node is not None:
         print(f"env_runner_hosts: {env_runner_hosts(algo, node)}")
     if stop.requested:  # spot interruption or stop: checkpoint and model only, within SageMaker's 120 s
@@ -178,7 +189,7 @@ def train(config, args: TrainArgs, run: argparse.Namespace, out: RunOutputs, res
     for line in metric_lines({"iteration": algo.iteration, **final}):
         print(line, flush=True)
     if not run.no_export:
-        paths = out.export(algo)
+        paths = out.export(checkpoint)
         for kind, path in paths.items():
             print(f"model ({kind}): {path}")
         print(f"evaluate it: battlesnake-rl evaluate --model {paths['torchscript']}")

@@ -300,7 +300,8 @@ def test_a_missing_image_names_the_argument_and_the_environment_variable(monkeyp
 def test_the_sources_are_found_in_a_project_checkout_and_missing_ones_are_named(tmp_path: Path) -> None:
     repo = Path(__file__).resolve().parents[1]
     assert find_sources(repo) == find_sources()  # the installed packages live in this checkout
-    assert find_sources(repo).dependencies == (repo / "battlesnake_gym", repo / "rllib_common" / "sagemaker_rl")
+    assert find_sources(repo).dependencies == (repo / "battlesnake_gym", repo / "battlesnake_policy",
+                                               repo / "rllib_common" / "sagemaker_rl")
     with pytest.raises(LaunchError, match=r"missing .*train-mabs\.py \(the entry point\).*--project-root"):
         find_sources(tmp_path)
 

@@ -8,11 +8,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 FORBIDDEN_IN_GAME = ("ray", "sagemaker", "torch", "rllib_src", "sagemaker_rl", "boto3", "battlesnake_rl")
 # The platform layer is generic: it knows nothing of the game, the training package, the server or the CLI.
-FORBIDDEN_IN_PLATFORM = ("battlesnake_gym", "battlesnake_rllib", "battlesnake_server", "battlesnake_rl")
+FORBIDDEN_IN_PLATFORM = ("battlesnake_gym", "battlesnake_policy", "battlesnake_rllib", "battlesnake_server",
+                         "battlesnake_rl")
+# The policy format sits between the game and its users: torch (and onnxruntime), never Ray or what uses it.
+FORBIDDEN_IN_POLICY = ("ray", "sagemaker", "sagemaker_rl", "boto3", "battlesnake_rllib", "battlesnake_server",
+                       "battlesnake_rl")
 # Training reaches SageMaker only through sagemaker_rl, and knows nothing of the server or the CLI.
 FORBIDDEN_IN_TRAINING = ("sagemaker", "boto3", "battlesnake_server", "battlesnake_rl")
-# The arena server loads exported policies without Ray and never talks to SageMaker itself.
-FORBIDDEN_IN_SERVER = ("ray", "sagemaker", "sagemaker_rl", "boto3", "battlesnake_rl")
+# The arena server loads exported policies without Ray (through battlesnake_policy, never the training package) and
+# never talks to SageMaker itself.
+FORBIDDEN_IN_SERVER = ("ray", "sagemaker", "sagemaker_rl", "boto3", "battlesnake_rllib", "battlesnake_rl")
 
 
 def _imports(path: Path) -> set[str]:
@@ -41,6 +46,10 @@ def test_training_reaches_sagemaker_only_through_the_platform_layer() -> None:
 
 def test_the_platform_layer_imports_nothing_of_the_game_training_or_server() -> None:
     assert _offenders("rllib_common/sagemaker_rl", FORBIDDEN_IN_PLATFORM) == {}
+
+
+def test_the_policy_format_imports_neither_ray_nor_training_nor_the_server() -> None:
+    assert _offenders("battlesnake_policy", FORBIDDEN_IN_POLICY) == {}
 
 
 def test_the_arena_server_imports_neither_ray_nor_the_sagemaker_sdk() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -29,7 +30,9 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec  # noqa: E402
 
 from battlesnake_gym.envs import BattlesnakeParallelEnv  # noqa: E402
 from battlesnake_gym.observations import EgocentricEncoder  # noqa: E402
-from battlesnake_rllib.export import MASKED_LOGIT, export_module, load_policy  # noqa: E402
+from battlesnake_policy import MASKED_LOGIT, ModelError, load_policy  # noqa: E402
+from battlesnake_policy.files import META_KEY  # noqa: E402
+from battlesnake_rllib.export import export_module  # noqa: E402
 from battlesnake_rllib.model import BattlesnakeCNN, BattlesnakeCNNQ, CnnConfig  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -293,6 +296,44 @@ def test_the_exported_policy_picks_the_modules_greedy_actions(fmt: str, which: s
         np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("which", ["cnn", "qnet"])
+def test_the_exported_value_is_the_critics_or_the_best_allowed_q_value(fmt: str, which: str, cnn, qnet,
+                                                                         exported) -> None:
+    module = cnn if which == "cnn" else qnet
+    policy = load_policy(exported[which][fmt])
+    assert policy.has_value
+    obs = _batch(module, 40, seed=26, all_zero_rows=4)
+    logits, values = policy.evaluate(obs["observation"].numpy(), obs["action_mask"].numpy())
+    assert logits.shape == (40, 4) and values.shape == (40,) and values.dtype == np.float32
+    with torch.no_grad():
+        if which == "cnn":
+            expected = cnn.compute_values({Columns.OBS: obs}).numpy()
+        else:
+            expected = qnet.compute_q_values({Columns.OBS: obs})["qf_preds"].max(dim=-1).values.numpy()
+    np.testing.assert_allclose(values, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_a_file_without_the_value_output_still_plays_but_cannot_be_evaluated(tmp_path: Path) -> None:
+    """Files exported before the value output existed give the logits alone."""
+
+    class LogitsOnly(torch.nn.Module):
+        def forward(self, obs: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
+            return obs.float().flatten(1)[:, :4] + action_mask.float()
+
+    path = tmp_path / "policy.pt"
+    example = (torch.zeros((3, 10, 21, 21), dtype=torch.uint8), torch.ones((3, 4), dtype=torch.int8))
+    traced = torch.jit.trace(LogitsOnly(), example)
+    torch.jit.save(traced, str(path), _extra_files={META_KEY: json.dumps({"obs_shape": [10, 21, 21],
+                                                                           "num_actions": 4})})
+    policy = load_policy(path)
+    assert not policy.has_value
+    mask = np.array([[0, 0, 1, 0]], np.int8)
+    assert policy(np.zeros((1, 10, 21, 21), np.uint8), mask).tolist() == [2]
+    with pytest.raises(ModelError, match="no value output"):
+        policy.evaluate(np.zeros((1, 10, 21, 21), np.uint8), mask)
+
+
 def test_a_loaded_policy_takes_one_observation_and_no_mask(cnn: BattlesnakeCNN, exported) -> None:
     policy = load_policy(exported["cnn"]["torchscript"].parent)  # the directory: its policy.pt
     obs = _batch(cnn, 1, seed=23)
@@ -316,7 +357,7 @@ def test_load_policy_needs_no_ray(cnn: BattlesnakeCNN, exported, tmp_path: Path)
         import sys
         sys.modules["ray"] = None  # any import of ray now raises ImportError
         import numpy as np
-        from battlesnake_rllib.export import load_policy
+        from battlesnake_policy import load_policy
         obs, mask = np.load({str(tmp_path / "obs.npy")!r}), np.load({str(tmp_path / "mask.npy")!r})
         for path in sys.argv[1:]:
             print(" ".join(map(str, load_policy(path)(obs, mask))))

@@ -49,8 +49,9 @@ def test_a_job_writes_model_output_and_checkpoints_where_sagemaker_collects_them
         assert (base / path).exists(), f"{path} missing\n{out}"
     assert not (base / "output" / "failure").exists()
     assert "episode_return_mean: " in out and "win_rate_vs_safe: " in out
-    config = json.loads((base / "model" / "config.json").read_text())
-    assert config["num_games"] == 8 and config["overrides"] == ["training.lr=0.001"]
+    config = json.loads((base / "model" / "config.json").read_text())  # the policy format: game spec + settings
+    assert config["training"]["num_games"] == 8 and config["training"]["overrides"] == ["training.lr=0.001"]
+    assert config["game"]["width"] == 11 and config["format"] == "battlesnake-policy/1"
 
 
 def test_an_unknown_hyperparameter_fails_the_job_naming_it_before_ray_starts(tmp_path: Path) -> None:

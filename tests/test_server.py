@@ -24,8 +24,9 @@ from hypothesis import strategies as st
 
 from battlesnake_gym.engine import DOWN, LEFT, MOVE_NAMES, RIGHT, UP, Games, GameSettings, board_from_json
 from battlesnake_gym.observations import EgocentricEncoder, action_mask, make_encoder
+from battlesnake_policy import PolicySpec
 from battlesnake_server.app import Appearance, SnakeApp, normalize_path
-from battlesnake_server.players import TRAINING_DEFAULTS, ModelError, ModelPlayer, load_model
+from battlesnake_server.players import ModelError, ModelPlayer, load_model
 from battlesnake_server.request import RequestError, parse_move
 from battlesnake_server.safety import RISKY, SAFE, SURE_DEATH, SafetyLayer, assess_moves, rollout_values
 from battlesnake_server.sagemaker_inference import (
@@ -593,7 +594,7 @@ def test_the_model_finds_its_config_beside_it_or_in_the_run_folder(model_dir: Pa
 def test_without_a_config_an_egocentric_window_is_read_from_the_shape(model_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "policy.onnx").write_bytes((model_dir / "policy.onnx").read_bytes())
     player = load_model(tmp_path / "policy.onnx")
-    assert player.config["view"] == 21 and player.window == 21 and player.policy.format == "onnx"
+    assert player.spec.view == 21 and player.window == 21 and player.policy.format == "onnx"
 
 
 def test_a_config_that_does_not_match_the_model_is_refused_naming_both_shapes(model_dir: Path,
@@ -704,8 +705,10 @@ def test_a_request_error_is_a_value_error_with_an_http_status() -> None:
     assert isinstance(error, ValueError) and error.status == 413 and len(str(error)) == 400
 
 
-def test_the_servers_training_defaults_are_the_training_runs_own() -> None:
-    # The server keeps its own copy because battlesnake_rllib.config imports Ray; this keeps the two from drifting.
+def test_the_servers_game_defaults_are_the_training_runs_own() -> None:
+    # One definition: TrainArgs takes its game fields' defaults from the policy format's PolicySpec.
     from battlesnake_rllib.config import TrainArgs
 
-    assert TRAINING_DEFAULTS == {key: getattr(TrainArgs(), key) for key in TRAINING_DEFAULTS}
+    spec = PolicySpec()
+    assert spec == TrainArgs().policy_spec()
+    assert spec.to_dict() == {key: getattr(TrainArgs(), key) for key in spec.to_dict()}

@@ -3,7 +3,7 @@
 Generic: the model archive, the inference entry point, its source folder and the code folders it imports are
 arguments. The defaults are this project's: ``battlesnake_server/sagemaker_entry/inference.py`` (the handler
 functions of ``battlesnake_server.sagemaker_inference``) with ``battlesnake_server``, ``battlesnake_gym`` and
-``battlesnake_rllib`` copied beside it. The SDK repacks ``model.tar.gz`` with them under ``code/``, and the PyTorch
+``battlesnake_policy`` copied beside it. The SDK repacks ``model.tar.gz`` with them under ``code/``, and the PyTorch
 inference container installs ``code/requirements.txt`` and imports the entry point.
 
 How to run::
@@ -33,7 +33,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_ENTRY_POINT = "inference.py"
 DEFAULT_SOURCE_DIR = REPO / "battlesnake_server" / "sagemaker_entry"
-DEFAULT_DEPENDENCIES = (REPO / "battlesnake_server", REPO / "battlesnake_gym", REPO / "rllib_src" / "battlesnake_rllib")
+DEFAULT_DEPENDENCIES = (REPO / "battlesnake_server", REPO / "battlesnake_gym", REPO / "battlesnake_policy")
 #: The newest PyTorch inference image the SDK v2 knows (CPU and GPU): torch 2.6 on Python 3.12.
 DEFAULT_FRAMEWORK_VERSION = "2.6"
 DEFAULT_PY_VERSION = "py312"

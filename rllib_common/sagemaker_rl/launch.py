@@ -65,7 +65,7 @@ PROJECT_ROOT_ENV = "BATTLESNAKE_RL_PROJECT_ROOT"
 
 ENTRY_POINT = "train-mabs.py"
 TRAINING_PACKAGE = "battlesnake_rllib"  # shipped inside source_dir, beside the entry point
-GAME_PACKAGE = "battlesnake_gym"  # shipped as a dependency folder
+GAME_PACKAGES = ("battlesnake_gym", "battlesnake_policy")  # the game and the policy format: dependency folders
 DEFAULT_CPU_INSTANCE = "ml.c5.4xlarge"
 DEFAULT_GPU_INSTANCE = "ml.g5.xlarge"
 DEFAULT_BASE_JOB_NAME = "battlesnake-rl"
@@ -546,29 +546,30 @@ def find_sources(project_root: str | os.PathLike | None = None) -> Sources:
     """The training sources to ship, from a project checkout or next to the installed packages.
 
     ``source_dir`` is the folder holding ``train-mabs.py`` and the ``battlesnake_rllib`` package; the dependencies
-    are the ``battlesnake_gym`` and ``sagemaker_rl`` package folders (the SDK copies them beside the entry point).
+    are the ``battlesnake_gym``, ``battlesnake_policy`` and ``sagemaker_rl`` package folders (the SDK copies them
+    beside the entry point).
     The packages are located with ``importlib.util.find_spec``, which does not import them.
     """
     root = project_root or os.environ.get(PROJECT_ROOT_ENV)
     if root:
         root = Path(root).expanduser().resolve()
-        source_dir, game = root / "rllib_src", root / GAME_PACKAGE
+        source_dir, games = root / "rllib_src", [root / name for name in GAME_PACKAGES]
         platform = root / "rllib_common" / "sagemaker_rl"
         where = f"project root {root}"
     else:
         source_dir = _package_folder(TRAINING_PACKAGE).parent
-        game = _package_folder(GAME_PACKAGE)
+        games = [_package_folder(name) for name in GAME_PACKAGES]
         platform = Path(__file__).resolve().parent
         where = "the installed packages"
     needed = {source_dir / ENTRY_POINT: "the entry point", source_dir / TRAINING_PACKAGE / "__init__.py":
-              "the training package", game / "__init__.py": "the game package",
+              "the training package", **{game / "__init__.py": f"the {game.name} package" for game in games},
               platform / "__init__.py": "the platform package"}
     missing = [f"{path} ({what})" for path, what in needed.items() if not path.is_file()]
     if missing:
         raise LaunchError(f"cannot find the training sources from {where}: missing {', '.join(missing)}. Launch "
                           f"from a project checkout installed with `pip install -e .`, or pass project_root "
                           f"(--project-root, ${PROJECT_ROOT_ENV}) pointing at it")
-    return Sources(source_dir=source_dir, entry_point=ENTRY_POINT, dependencies=(game, platform))
+    return Sources(source_dir=source_dir, entry_point=ENTRY_POINT, dependencies=(*games, platform))
 
 
 def _package_folder(name: str) -> Path:

@@ -56,7 +56,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]  # rllib_common/sagemaker_rl 
 # The project's SageMaker job: what `battlesnake-rl sagemaker launch` ships as source_dir and dependencies.
 DEFAULT_SOURCE_DIR = PROJECT_ROOT / "rllib_src"
 DEFAULT_ENTRY_POINT = "train-mabs.py"
-DEFAULT_DEPENDENCIES = (PROJECT_ROOT / "battlesnake_gym", PROJECT_ROOT / "rllib_common" / "sagemaker_rl")
+DEFAULT_DEPENDENCIES = (PROJECT_ROOT / "battlesnake_gym", PROJECT_ROOT / "battlesnake_policy",
+                        PROJECT_ROOT / "rllib_common" / "sagemaker_rl")
 MODES = ("single", "homogeneous", "heterogeneous")
 LOCAL_BUCKET = "sagemaker-rl-local"
 OBJECT_STORE_BYTES = 256 * 1024**2  # per simulated host: Ray's default (30% of RAM per node) does not fit N nodes

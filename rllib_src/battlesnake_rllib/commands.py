@@ -34,8 +34,7 @@ def train(argv: Sequence[str] | None = None) -> int:
 def evaluate(argv: Sequence[str] | None = None) -> int:
     """Play a trained model against bots in 1v1 and 4-player games; win/draw/loss rates with 95% intervals."""
     from battlesnake_gym.evaluation import evaluate as run_evaluation
-
-    from .export import load_policy
+    from battlesnake_policy import ModelError, load_model
 
     parser = argparse.ArgumentParser(prog="battlesnake-rl evaluate", description=evaluate.__doc__)
     parser.add_argument("--model", required=True, type=Path, help="exported model (.pt or .onnx) or a run folder")
@@ -45,28 +44,14 @@ def evaluate(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
-    model = args.model
-    if model.is_dir():
-        model = model / "model" / "policy.pt" if (model / "model" / "policy.pt").exists() else model / "policy.pt"
     try:
-        policy = load_policy(model)
-        config = _run_config(model)
-        report = run_evaluation(policy, opponents=args.opponents.split(","), games=args.games,
-                                modes=args.modes.split(","), settings=config["game_settings"],
-                                encoder=config["encoder"], seed=args.seed, max_turns=config["max_turns"])
-    except (ValueError, FileNotFoundError) as exc:
+        model = load_model(args.model)
+        spec = model.spec
+        report = run_evaluation(model.policy, opponents=args.opponents.split(","), games=args.games,
+                                modes=args.modes.split(","), settings=spec.settings(), encoder=spec.make_encoder(),
+                                seed=args.seed, max_turns=spec.max_turns)
+    except (ValueError, FileNotFoundError, ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.table())
     return 0
-
-
-def _run_config(model: Path) -> dict:
-    """The game settings and encoder a model was trained with (its run's config.json; defaults otherwise)."""
-    from .config import TrainArgs
-
-    for folder in (model.parent, model.parent.parent):
-        path = folder / "config.json"
-        if path.exists():
-            return TrainArgs.from_dict(json.loads(path.read_text())).env_config()
-    return TrainArgs().env_config()

@@ -41,8 +41,12 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from battlesnake_gym.envs import settings_from
 from battlesnake_gym.observations import ENCODERS
 from battlesnake_gym.rewards import make_rewards
+from battlesnake_policy import PolicySpec
 
 from .sampler import PAST, BatchedEnvRunner, SpacesOnlyEnv
+
+#: The game defaults (board, rules, encoder), defined once with the exported-policy format.
+GAME = PolicySpec()
 
 ALGORITHMS: dict[str, type[AlgorithmConfig]] = {"PPO": PPOConfig, "APPO": APPOConfig, "IMPALA": IMPALAConfig,
                                                  "DQN": DQNConfig}
@@ -57,19 +61,20 @@ class TrainArgs:
     """Settings of a training run (command-line flags, a JSON config file, or SageMaker hyperparameters)."""
 
     algorithm: str = "PPO"  # PPO, APPO, IMPALA, or DQN (prioritized replay)
-    width: int = 11  # board width
-    height: int = 11  # board height
-    num_snakes: int = 4  # snakes per game, all played by the shared policy
-    ruleset: str = "standard"  # official ruleset
-    map: str = "standard"  # official map
-    encoder: str = "egocentric"  # observation encoder (battlesnake_gym.observations.ENCODERS)
-    view: int = 0  # egocentric window (odd); 0 = the whole board (2H-1 x 2W-1)
+    width: int = GAME.width  # board width
+    height: int = GAME.height  # board height
+    num_snakes: int = GAME.num_snakes  # snakes per game, all played by the shared policy
+    ruleset: str = GAME.ruleset  # official ruleset
+    map: str = GAME.map  # official map
+    encoder: str = GAME.encoder  # observation encoder (battlesnake_gym.observations.ENCODERS)
+    view: int = GAME.view  # egocentric window (odd); 0 = the whole board (2H-1 x 2W-1)
     rewards: str = "default"  # reward preset (battlesnake_gym.rewards.PRESETS)
-    max_turns: int = 500  # games still running are truncated here
+    max_turns: int = GAME.max_turns  # games still running are truncated here
     num_games: int = 128  # games each env runner steps at once
     steps_per_sample: int = 16  # batch steps per sample() call of a runner
     num_env_runners: int = 0  # remote sampling actors (0: sample in the driver)
     num_gpus: float = 0.0  # GPUs for the learner
+    torch_threads: int = 0  # torch threads of the driver (learner, and sampling when it is local); 0 = one a CPU
     lr: float = 3e-4  # learning rate
     gamma: float = 0.99  # discount
     train_batch_size: int = 8192  # snake-steps per training iteration
@@ -84,6 +89,9 @@ class TrainArgs:
     snapshot_every: int = 10  # iterations between two snapshots of the policy (with "past" in the pool)
     curriculum: list[str] = field(default_factory=list)  # stages WxH:SNAKES[@ITERATIONS]; the last is the run's game
     stage_iterations: int = 20  # iterations of a curriculum stage that gives no @ITERATIONS
+    imitate: str = ""  # a bot the policy first learns to imitate (e.g. flood; "" = start from scratch)
+    imitation_samples: int = 100_000  # snake-turns of the bot's games recorded for the imitation
+    imitation_epochs: int = 2  # supervised passes over them
     seed: int = 0  # seeds games, runners and torch
     overrides: list[str] = field(default_factory=list)  # dotted RLlib settings, e.g. rl.training.lr=0.001
 
@@ -94,13 +102,21 @@ class TrainArgs:
             raise ConfigError(f"unknown encoder {self.encoder!r}; known: {', '.join(ENCODERS)}")
         if self.view and (self.view < 3 or self.view % 2 == 0):
             raise ConfigError(f"view must be 0 or an odd number >= 3, got {self.view}")
+        if isinstance(self.torch_threads, bool) or not isinstance(self.torch_threads, int) or self.torch_threads < 0:
+            raise ConfigError(f"torch_threads must be 0 (one a CPU core) or a positive integer, got "
+                              f"{self.torch_threads!r}")
         for name in ("num_snakes", "max_turns", "num_games", "steps_per_sample", "train_batch_size",
-                     "minibatch_size", "num_epochs", "hidden", "past_policies", "snapshot_every", "stage_iterations"):
+                     "minibatch_size", "num_epochs", "hidden", "past_policies", "snapshot_every", "stage_iterations",
+                     "imitation_samples", "imitation_epochs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         from battlesnake_gym.bots import BOTS
 
+        if self.imitate and self.imitate not in BOTS:
+            raise ConfigError(f"unknown bot to imitate {self.imitate!r}; known: {', '.join(BOTS)}")
+        if self.imitate and self.algorithm == "DQN":
+            raise ConfigError("imitate needs a policy network (PPO, APPO or IMPALA), not DQN's Q-network")
         unknown = [name for name in self.opponents if name not in BOTS and name != PAST]
         if unknown:
             raise ConfigError(f"unknown opponent bots {unknown}; known: {', '.join(BOTS)}, and {PAST!r} (past "
@@ -137,7 +153,7 @@ class TrainArgs:
         from battlesnake_gym.observations import make_encoder
 
         largest = max(max(stage["width"], stage["height"]) for stage in stages)
-        if self.encoder == "egocentric" and (not self.view or self.view < 2 * largest - 1):
+        if self.windowed and (not self.view or self.view < 2 * largest - 1):
             have = "view 0 (the whole board, whose size changes between stages)" if not self.view else \
                 f"view {self.view}"
             raise ConfigError(f"a curriculum needs a fixed egocentric view of at least {2 * largest - 1} cells (the "
@@ -157,23 +173,42 @@ class TrainArgs:
             raise ConfigError(f"every curriculum stage must give the same observation shape, but encoder "
                               f"{self.encoder!r} gives {shapes}: use the egocentric encoder with a fixed view")
 
+    def driver_threads(self) -> int:
+        """The torch threads of the driver process: ``torch_threads``, or one a CPU core when it is 0."""
+        import os
+
+        return self.torch_threads or max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                         else os.cpu_count() or 1)
+
+    @property
+    def windowed(self) -> bool:
+        """Whether the encoder is egocentric (a window centred on the head, ``view`` cells a side)."""
+        from battlesnake_gym.observations import EgocentricEncoder
+
+        return issubclass(ENCODERS[self.encoder], EgocentricEncoder)
+
     def model_config(self) -> dict[str, Any]:
         """The CNN's settings: 3x3 stride-2 convs of ``conv_filters`` channels, then ``hidden`` units."""
         return {"conv_filters": [[c, 3, 2] for c in self.conv_filters], "hidden": [self.hidden]}
+
+    def policy_spec(self) -> PolicySpec:
+        """The game the exported policy is for (its model/config.json)."""
+        return PolicySpec(encoder=self.encoder, view=self.view, width=self.width, height=self.height,
+                          num_snakes=self.num_snakes, ruleset=self.ruleset, map=self.map, max_turns=self.max_turns)
 
     def game_settings(self) -> dict[str, Any]:
         return {"width": self.width, "height": self.height, "ruleset": self.ruleset, "map": self.map}
 
     def env_config(self) -> dict[str, Any]:
         encoder: Any = self.encoder
-        if self.encoder == "egocentric" and self.view:
-            from battlesnake_gym.observations import EgocentricEncoder
-
-            encoder = EgocentricEncoder(view=self.view)
+        if self.view and self.windowed:
+            encoder = ENCODERS[self.encoder](view=self.view)
         past = PAST in self.opponents and self.opponent_games > 0
         return {"game_settings": self.game_settings(), "num_snakes": self.num_snakes, "num_games": self.num_games,
                 "encoder": encoder, "rewards": self.rewards, "max_turns": self.max_turns,
-                "steps_per_sample": self.steps_per_sample, "torch_threads": 1, "seed": self.seed,
+                "steps_per_sample": self.steps_per_sample, "seed": self.seed,
+                # remote runners take one core each; a local runner shares the driver's threads with the learner
+                "torch_threads": 1 if self.num_env_runners else self.driver_threads(),
                 "opponents": list(self.opponents), "opponent_games": self.opponent_games,
                 "past_policies": self.past_policies if past else 0,
                 "snapshot_every": self.snapshot_every if past else 0, "curriculum": self.curriculum_stages()}

@@ -59,7 +59,7 @@ from ray.rllib.utils.annotations import override
 from ray.rllib.utils.schedules.scheduler import Scheduler
 from torch import nn
 
-from battlesnake_rllib.export import MASKED_LOGIT, mask_logits
+from battlesnake_policy import MASKED_LOGIT, mask_logits
 
 __all__ = ["MASKED_LOGIT", "BattlesnakeCNN", "BattlesnakeCNNQ", "CnnConfig", "CnnTrunk", "mask_logits"]
 
@@ -253,6 +253,31 @@ class QHead(nn.Module):
         return self.value(features) + advantage - advantage.mean(dim=-1, keepdim=True)
 
 
+class ActorCriticHeads(nn.Module):
+    """The exported actor-critic: ``(N, *obs_shape)`` raw observations -> ``((N, A) logits, (N,) value)``."""
+
+    def __init__(self, trunk: nn.Module, pi: nn.Module, vf: nn.Module, vf_trunk: nn.Module | None):
+        super().__init__()
+        self.trunk, self.pi, self.vf, self.vf_trunk = trunk, pi, vf, vf_trunk
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.trunk(obs)
+        value_features = features if self.vf_trunk is None else self.vf_trunk(obs)
+        return self.pi(features), self.vf(value_features).squeeze(-1)
+
+
+class QValueHeads(nn.Module):
+    """The exported Q-network: ``(N, *obs_shape)`` raw observations -> ``((N, A) Q-values, (N,) zeros)``."""
+
+    def __init__(self, trunk: nn.Module, q_head: nn.Module):
+        super().__init__()
+        self.trunk, self.q_head = trunk, q_head
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        q = self.q_head(self.trunk(obs))
+        return q, torch.zeros_like(q[:, 0])
+
+
 class _BattlesnakeModuleBase(TorchRLModule):
     """Shared set-up: config, spaces, trunk construction, observation unpacking and chunked trunk forwards."""
 
@@ -355,9 +380,11 @@ class BattlesnakeCNN(_BattlesnakeModuleBase, ValueFunctionAPI, TargetNetworkAPI,
     def get_non_inference_attributes(self) -> list[str]:
         return ["vf", "vf_trunk", "_old_trunk", "_old_pi"]
 
-    def export_scorer(self) -> nn.Module:
-        """A detached copy of the policy: ``(N, *obs_shape) uint8 -> (N, A)`` unmasked logits."""
-        return copy.deepcopy(nn.Sequential(self.trunk, self.pi)).eval().requires_grad_(False)
+    def export_heads(self) -> tuple[nn.Module, bool]:
+        """A detached copy of the policy and value: ``(N, *obs_shape) uint8 -> ((N, A) unmasked logits, (N,)
+        value)``; False: the value is the critic's."""
+        heads = ActorCriticHeads(self.trunk, self.pi, self.vf, self.vf_trunk)
+        return copy.deepcopy(heads).eval().requires_grad_(False), False
 
 
 class BattlesnakeCNNQ(_BattlesnakeModuleBase, QNetAPI, TargetNetworkAPI, InferenceOnlyAPI):
@@ -443,9 +470,11 @@ class BattlesnakeCNNQ(_BattlesnakeModuleBase, QNetAPI, TargetNetworkAPI, Inferen
     def get_non_inference_attributes(self) -> list[str]:
         return ["_target_trunk", "_target_q_head"]
 
-    def export_scorer(self) -> nn.Module:
-        """A detached copy of the Q-network: ``(N, *obs_shape) uint8 -> (N, A)`` unmasked Q-values."""
-        return copy.deepcopy(nn.Sequential(self.trunk, self.q_head)).eval().requires_grad_(False)
+    def export_heads(self) -> tuple[nn.Module, bool]:
+        """A detached copy of the Q-network: ``(N, *obs_shape) uint8 -> ((N, A) unmasked Q-values, (N,) zeros)``;
+        True: the exported value is the best allowed Q-value."""
+        heads = QValueHeads(self.trunk, self.q_head)
+        return copy.deepcopy(heads).eval().requires_grad_(False), True
 
 
 def _concat_obs(a: Any, b: Any) -> Any:

@@ -148,11 +148,14 @@ class RunOutputs:
                 self._rows = list(csv.DictReader(fh))
 
     def write_config(self, args) -> None:
-        """config.json in the run folder and beside the model (evaluate and serve read the encoder settings there)."""
-        text = json.dumps(args.to_dict(), indent=2, default=str) + "\n"
-        for folder in dict.fromkeys((self.root, self.model_dir)):
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "config.json").write_text(text)
+        """The run's settings (config.json in the run folder, what ``--resume`` and people read) and the policy's
+        spec beside the model (``battlesnake_policy``'s config.json: what evaluate, serve and the endpoint read)."""
+        from battlesnake_policy import write_config
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "config.json").write_text(json.dumps(args.to_dict(), indent=2, default=str) + "\n")
+        if self.model_dir != self.root:
+            write_config(self.model_dir, args.policy_spec(), training=args.to_dict())
 
     def iteration_metrics(self, result: dict, started: float, steps_before: int | None) -> dict:
         runners = result.get("env_runners", {})
@@ -192,11 +195,15 @@ class RunOutputs:
     def save_checkpoint(self, algo) -> Path:
         return self.checkpoints.save(algo.iteration, lambda folder: algo.save_to_path(str(folder)))
 
-    def export(self, algo) -> dict[str, Path]:
-        """TorchScript and ONNX policies (loadable without Ray) and the RLModule checkpoint, under model/."""
-        from .export import FORMATS, export_module
+    def export(self, checkpoint: Path) -> dict[str, Path]:
+        """TorchScript and ONNX policies (loadable without Ray) and the RLModule checkpoint, under model/.
 
-        module = algo.get_module()
+        The module comes from the algorithm checkpoint's learner, not from an env runner: runners hold inference-only
+        copies without the value head the exports carry.
+        """
+        from .export import FORMATS, export_module, load_module_checkpoint
+
+        module = load_module_checkpoint(checkpoint)
         folder = self.model_dir
         formats = [f for f in FORMATS if f != "onnx" or _onnx_available()]
         paths = export_module(module, folder, formats=formats)

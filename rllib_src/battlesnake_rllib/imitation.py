@@ -1,0 +1,142 @@
+"""Imitation warm-start: the policy learns a heuristic bot's moves (and the value of its games) before RL.
+
+PPO from a random policy spends most of a short run learning what any heuristic bot already knows (do not turn into
+a snake, do not walk into a dead end). ``pretrain`` takes that part off RL's hands: it plays games in which every
+snake is the teacher bot (``flood`` by default; a share ``explore`` of the moves are random non-fatal ones, so the
+data also covers what the teacher would do after a mistake), records what every snake saw, what the teacher chose
+there and how the snake's game ended, and fits the module to it by supervised learning: cross-entropy of the masked
+policy logits against the teacher's move, and squared error of the value head against the snake's discounted final
+reward (``gamma`` ^ turns-to-go x (+1 won, -1 died, 0 cut at ``max_turns``)). RL then starts from there.
+
+Everything runs in the driver on the module's own torch code; the weights go to the learner and the env runners
+through RLlib's public ``set_weights`` / ``sync_weights``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from ray.rllib.core.columns import Columns
+
+from battlesnake_gym.bots import make_bot
+from battlesnake_gym.engine.state import ALIVE
+from battlesnake_gym.rewards import EVENTS
+
+from .sampler import SpacesOnlyEnv, make_batch_env
+
+WON = EVENTS.index("won")
+
+
+@dataclass
+class ImitationData:
+    """Samples of the teacher's play."""
+
+    obs: np.ndarray  # (N, *obs_shape) uint8
+    mask: np.ndarray  # (N, 4) int8
+    action: np.ndarray  # (N,) int64, the teacher's move
+    value: np.ndarray  # (N,) float32, the discounted final reward of the snake's game
+
+
+def teacher_games(env_config: dict[str, Any], samples: int, *, teacher: str = "flood", explore: float = 0.1,
+                  keep: float = 0.25, gamma: float = 0.99, seed: int = 0) -> ImitationData:
+    """At least ``samples`` samples of games the teacher bot plays in every seat (see the module docstring).
+
+    ``keep`` is the share of (snake, turn) samples stored: consecutive turns of one game look alike, so storing a
+    quarter of them spreads the same memory over four times as many games.
+    """
+    env = make_batch_env(env_config, seed=seed + 17)
+    bot = make_bot(teacher, seed)
+    rng = np.random.default_rng(seed)
+    obs_list, mask_list, action_list, value_list = [], [], [], []
+    pending: dict[tuple[int, int], list[tuple[int, int]]] = {}  # (game, slot) -> [(sample index, turn)]
+    buffer_obs, buffer_mask, buffer_action = [], [], []
+    count = 0
+    while count < samples:
+        alive = env.games.alive()
+        moves = bot(env.games).astype(np.int64)
+        store = alive & (rng.random(alive.shape) < keep)
+        for b, s in np.argwhere(store):
+            pending.setdefault((int(b), int(s)), []).append((len(buffer_obs), int(env.games.state.turn[b])))
+            buffer_obs.append(env.obs[b, s].copy())
+            buffer_mask.append(env.action_mask[b, s].astype(np.int8))
+            buffer_action.append(int(moves[b, s]))
+        # Some moves are random non-fatal ones: the data also shows the teacher's answer after a detour.
+        wander = alive & (rng.random(alive.shape) < explore)
+        for b, s in np.argwhere(wander):
+            options = np.flatnonzero(env.action_mask[b, s])
+            if options.size:
+                moves[b, s] = rng.choice(options)
+        result = env.step(np.maximum(moves, 0))
+        ended = result.terminated | result.truncated
+        for b, s in np.argwhere(ended):
+            entries = pending.pop((int(b), int(s)), [])
+            if not entries:
+                continue
+            won = result.events[b, s, WON] > 0
+            final = 1.0 if won else (-1.0 if env.games.state.elim_cause[b, s] != ALIVE else 0.0)
+            end_turn = int(env.games.state.turn[b])
+            for index, turn in entries:
+                obs_list.append(buffer_obs[index])
+                mask_list.append(buffer_mask[index])
+                action_list.append(buffer_action[index])
+                value_list.append(final * gamma ** max(end_turn - turn - 1, 0))
+                count += 1
+        if result.game_done.any():
+            env.reset(result.game_done)
+    return ImitationData(np.stack(obs_list), np.stack(mask_list), np.asarray(action_list, np.int64),
+                         np.asarray(value_list, np.float32))
+
+
+def fit(module, data: ImitationData, *, epochs: int = 2, minibatch: int = 512, lr: float = 1e-3,
+        value_weight: float = 0.5, seed: int = 0) -> dict[str, float]:
+    """Supervised epochs of ``module`` (a ``BattlesnakeCNN``) on ``data``; returns the final loss and accuracy."""
+    generator = torch.Generator().manual_seed(seed)
+    params = [p for p in module.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=lr)
+    n = len(data.action)
+    obs, mask = torch.from_numpy(data.obs), torch.from_numpy(data.mask)
+    action, value = torch.from_numpy(data.action), torch.from_numpy(data.value)
+    module.train()
+    stats = {}
+    for _ in range(epochs):
+        order = torch.randperm(n, generator=generator)
+        correct, total, loss_sum = 0, 0, 0.0
+        for start in range(0, n, minibatch):
+            rows = order[start:start + minibatch]
+            batch = {Columns.OBS: {"observation": obs[rows], "action_mask": mask[rows]}}
+            out = module.forward_train(batch)
+            logits = out[Columns.ACTION_DIST_INPUTS]
+            values = module.compute_values(batch, embeddings=out.get(Columns.EMBEDDINGS))
+            loss = F.cross_entropy(logits, action[rows]) + value_weight * F.mse_loss(values, value[rows])
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            correct += int((logits.argmax(-1) == action[rows]).sum())
+            total += len(rows)
+            loss_sum += float(loss.detach()) * len(rows)
+        stats = {"imitation_loss": loss_sum / total, "imitation_accuracy": correct / total}
+    module.eval()
+    return stats
+
+
+def pretrain(algo, env_config: dict[str, Any], samples: int, *, teacher: str = "flood", epochs: int = 2,
+             gamma: float = 0.99, seed: int = 0) -> dict[str, float]:
+    """Fit the algorithm's module to the teacher's play and send the weights to its learner and env runners."""
+    from ray.rllib.core import DEFAULT_MODULE_ID
+
+    started = time.time()
+    data = teacher_games(env_config, samples, teacher=teacher, gamma=gamma, seed=seed)
+    generated = time.time()
+    module = algo.config.get_rl_module_spec(env=SpacesOnlyEnv(env_config), inference_only=False).build()
+    module.set_state(algo.learner_group.get_weights()[DEFAULT_MODULE_ID])
+    stats = fit(module, data, epochs=epochs, seed=seed)
+    algo.learner_group.set_weights({DEFAULT_MODULE_ID: module.get_state()})
+    algo.env_runner_group.sync_weights(from_worker_or_learner_group=algo.learner_group, inference_only=True)
+    return {**stats, "imitation_samples": len(data.action), "imitation_data_s": generated - started,
+            "imitation_fit_s": time.time() - generated}
