@@ -66,3 +66,139 @@ def nonfatal_moves(state, params, wrapped, out):
                 x, y = step_target(state, params, wrapped, b, s, d)
                 if 0 <= x < width and 0 <= y < height and grid[x + y * width] == 0:
                     out[b, s, d] = 1
+
+
+@njit(cache=True)
+def free_after(state, b, width, height, free_at):
+    """free_at[cell]: turns until the cell holds no live segment (0 free now; a segment k from the tail: k).
+    Stacked segments take the larger count. Meals to come are not known, so they are not counted."""
+    free_at[:] = 0
+    for o in range(state.length.shape[1]):
+        if state.elim_cause[b, o] != ALIVE:
+            continue
+        n = np.int64(state.length[b, o])
+        for i in range(n):
+            x, y = np.int64(state.body[b, o, i, 0]), np.int64(state.body[b, o, i, 1])
+            if 0 <= x < width and 0 <= y < height:
+                c = x + y * width
+                free_at[c] = max(free_at[c], n - i)
+
+
+@njit(cache=True, inline="always")
+def neighbour(c, d, width, height, wrapped):
+    """The cell one move ``d`` from cell ``c``, or -1 off the board."""
+    x, y = c % width + DX[d], c // width + DY[d]
+    if wrapped:
+        x %= width
+        y %= height
+    elif x < 0 or x >= width or y < 0 or y >= height:
+        return -1
+    return x + y * width
+
+
+@njit(cache=True)
+def reachable(start, width, height, wrapped, free_at, dist, queue):
+    """Cells reachable from ``start`` (entered on turn 1) moving one cell a turn, entering a cell only once its
+    segments have left (``free_at[cell] <= arrival turn``). Returns the count, ``start`` included."""
+    dist[:] = -1
+    dist[start] = 1
+    queue[0] = start
+    head, count = 0, 1
+    while head < count:
+        c = queue[head]
+        head += 1
+        for d in range(4):
+            n = neighbour(c, d, width, height, wrapped)
+            if n < 0 or dist[n] >= 0 or free_at[n] > dist[c] + 1:
+                continue
+            dist[n] = dist[c] + 1
+            queue[count] = n
+            count += 1
+    return count
+
+
+#: ``owner`` values of ``contest`` for cells nobody reaches, and cells two equally long snakes reach together.
+UNCLAIMED, CONTESTED = -1, -2
+
+
+@njit(cache=True)
+def contest(width, height, wrapped, free_at, cells, times, owners, lengths, owner, dist, queue):
+    """Territory: which snake reaches each cell first (a Voronoi partition that knows when bodies leave).
+
+    The sources are ``cells[i]`` (board cells), reached by snake ``owners[i]`` of length ``lengths[i]`` at turn
+    ``times[i]`` (0 for a head where it stands, 1 for a cell a snake has just moved to); sources must come in
+    non-decreasing ``times``. Snakes move one cell a turn and enter a cell only once its segments have left
+    (``free_at[cell] <= arrival turn``). A cell first reached on the same turn by several snakes goes to the
+    longest; between equally long ones it is CONTESTED and nobody spreads from it. Fills ``owner[cell]`` (a snake,
+    UNCLAIMED or CONTESTED; sources keep their snake) and ``dist[cell]`` (arrival turn, -1 unreached).
+    """
+    owner[:] = UNCLAIMED
+    dist[:] = -1
+    best = np.zeros(width * height, np.int64)  # length of the snake holding each cell
+    count = 0
+    for i in range(cells.shape[0]):
+        c = cells[i]
+        if dist[c] >= 0:  # two sources on one cell (a head-to-head square): the longer holds it
+            if lengths[i] > best[c]:
+                owner[c], best[c] = owners[i], lengths[i]
+            elif lengths[i] == best[c]:
+                owner[c] = CONTESTED
+            continue
+        owner[c], dist[c], best[c] = owners[i], times[i], lengths[i]
+        queue[count] = c
+        count += 1
+    head = 0
+    while head < count:
+        c = queue[head]
+        head += 1
+        who = owner[c]
+        if who < 0:
+            continue
+        t = dist[c] + 1
+        for d in range(4):
+            n = neighbour(c, d, width, height, wrapped)
+            if n < 0 or free_at[n] > t:
+                continue
+            if dist[n] < 0:
+                owner[n], dist[n], best[n] = who, t, best[c]
+                queue[count] = n
+                count += 1
+            elif dist[n] == t and owner[n] != who:
+                if best[c] > best[n]:
+                    owner[n], best[n] = who, best[c]
+                elif best[c] == best[n]:
+                    owner[n] = CONTESTED
+
+
+@njit(cache=True)
+def territory_counts(state, params, wrapped, out):
+    """out (B, S) int64: the cells each live snake of each game reaches first (``contest`` from every live head at
+    turn 0; its own head included); 0 for eliminated snakes."""
+    width, height = params[P_WIDTH], params[P_HEIGHT]
+    num_snakes = state.length.shape[1]
+    cells = width * height
+    free_at = np.empty(cells, np.int64)
+    owner = np.empty(cells, np.int64)
+    dist = np.empty(cells, np.int64)
+    queue = np.empty(cells + num_snakes, np.int64)
+    heads = np.empty(num_snakes, np.int64)
+    zeros = np.zeros(num_snakes, np.int64)
+    slots = np.empty(num_snakes, np.int64)
+    lengths = np.empty(num_snakes, np.int64)
+    out[:] = 0
+    for b in range(state.turn.shape[0]):
+        live = 0
+        for s in range(num_snakes):
+            if state.elim_cause[b, s] == ALIVE:
+                heads[live] = np.int64(state.body[b, s, 0, 0]) + np.int64(state.body[b, s, 0, 1]) * width
+                slots[live] = s
+                lengths[live] = state.length[b, s]
+                live += 1
+        if live == 0:
+            continue
+        free_after(state, b, width, height, free_at)
+        contest(width, height, wrapped, free_at, heads[:live], zeros[:live], slots[:live], lengths[:live], owner,
+                dist, queue)
+        for c in range(cells):
+            if owner[c] >= 0:
+                out[b, owner[c]] += 1

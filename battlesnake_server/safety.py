@@ -31,7 +31,7 @@ from battlesnake_gym.bots import make_bot
 from battlesnake_gym.engine import Games, GameState
 from battlesnake_gym.engine.stages import P_HAZARD_DAMAGE, P_HEIGHT, P_WIDTH
 from battlesnake_gym.engine.state import ALIVE, NO_MOVE
-from battlesnake_gym.features import DX, DY, mark_obstacles, step_target
+from battlesnake_gym.features import DX, DY, free_after, mark_obstacles, reachable, step_target
 
 SURE_DEATH, RISKY, SAFE = 0, 1, 2
 RANK_NAMES = ("sure-death", "risky", "safe")
@@ -43,50 +43,6 @@ MAX_ROLLOUT_BYTES = 16 * 1024 * 1024
 
 
 # ---------------------------------------------------------------------------------------------- compiled kernels
-
-
-@njit(cache=True)
-def _free_after(state, b, width, height, free_at):
-    """free_at[cell]: turns until the cell holds no live segment (0 free now; a segment k from the tail: k).
-    Stacked segments take the larger count. Meals to come are not known, so they are not counted."""
-    free_at[:] = 0
-    for o in range(state.length.shape[1]):
-        if state.elim_cause[b, o] != ALIVE:
-            continue
-        n = np.int64(state.length[b, o])
-        for i in range(n):
-            x, y = np.int64(state.body[b, o, i, 0]), np.int64(state.body[b, o, i, 1])
-            if 0 <= x < width and 0 <= y < height:
-                c = x + y * width
-                free_at[c] = max(free_at[c], n - i)
-
-
-@njit(cache=True)
-def _reachable(start, width, height, wrapped, free_at, dist, queue):
-    """Cells reachable from ``start`` (entered on turn 1) moving one cell a turn, entering a cell only once its
-    segments have left (``free_at[cell] <= arrival turn``). Returns the count, ``start`` included."""
-    dist[:] = -1
-    dist[start] = 1
-    queue[0] = start
-    head, count = 0, 1
-    while head < count:
-        c = queue[head]
-        head += 1
-        cx, cy = c % width, c // width
-        for d in range(4):
-            x, y = cx + DX[d], cy + DY[d]
-            if wrapped:
-                x %= width
-                y %= height
-            elif x < 0 or x >= width or y < 0 or y >= height:
-                continue
-            n = x + y * width
-            if dist[n] >= 0 or free_at[n] > dist[c] + 1:
-                continue
-            dist[n] = dist[c] + 1
-            queue[count] = n
-            count += 1
-    return count
 
 
 @njit(cache=True)
@@ -103,7 +59,7 @@ def assess_moves(state, params, wrapped, b, s, rank, space):
     dist = np.empty(cells, np.int64)
     queue = np.empty(cells, np.int64)
     mark_obstacles(state, b, width, height, grid)
-    _free_after(state, b, width, height, free_at)
+    free_after(state, b, width, height, free_at)
     for i in range(state.food_count[b]):
         food[state.food[b, i, 0] + state.food[b, i, 1] * width] = 1
     for i in range(state.hazard_count[b]):
@@ -145,7 +101,7 @@ def assess_moves(state, params, wrapped, b, s, rank, space):
                         break
                 if rank[d] == RISKY:
                     break
-        space[d] = _reachable(c, width, height, wrapped, free_at, dist, queue)
+        space[d] = reachable(c, width, height, wrapped, free_at, dist, queue)
 
 
 # ---------------------------------------------------------------------------------------------- search
