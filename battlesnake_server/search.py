@@ -1,0 +1,310 @@
+"""Search driven by the learned network: a breadth-first, simultaneous-move paranoid search over the engine.
+
+``NetworkSearch.choose`` picks a move for one snake (``me``) of a batch-of-one ``Games``:
+
+1. The tree grows one whole level (one turn) at a time. A level's nodes are the boards after every joint move
+   considered at each node of the level above, stepped together by the engine as one batch (every ruleset and map
+   the engine plays, food spawning from each board's own random stream).
+2. Every new node is judged in one batched forward pass of the exported network: my value (the critic's estimate of
+   my return) and each snake's move probabilities. Nodes where I am out are worth ``LOSS`` (a little less the sooner
+   it happens), nodes where I am the last snake ``WIN``, a turn where the last snakes all leave together ``DRAW``.
+3. Which moves a node considers: every move of mine that is not certain death (walls, bodies) at the root; deeper,
+   my ``top_k`` most probable ones. Each opponent whose head is within ``radius`` moves of mine does the same (its
+   own probabilities, from its own view); farther opponents play their most probable move only. So the search
+   widens where the fight is and stays cheap on crowded boards.
+4. Backed up paranoid: a node is worth, for me, the best of my moves against the worst joint reply of the searched
+   opponents (``max_m min_o``); simultaneous moves are thus judged as if the opponents knew mine, which is what
+   keeps the search away from head-to-heads it could lose.
+5. It is anytime: after each completed level the move is decided from the deepest complete level. The next level is
+   started only when its expected cost (the last level's cost per node times its node count) fits before the
+   deadline, and a level that runs past the deadline is dropped. A node budget (``max_nodes``) makes results
+   independent of the machine's speed for benchmarks.
+
+The network comes from ``battlesnake_policy`` and must have a value output (``LoadedPolicy.has_value``); its
+encoder is the one the model was trained with (or the window the server picks on another board).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from itertools import product
+
+import numpy as np
+
+from battlesnake_gym.engine import Games, GameState
+from battlesnake_gym.engine.state import NO_MOVE
+from battlesnake_gym.features import territory_counts
+from battlesnake_gym.observations import ObservationEncoder, action_mask
+from battlesnake_policy import ModelError
+
+#: Node values for me: out of the game, the last snake standing, the last snakes leaving together.
+LOSS, WIN, DRAW = -1.0, 1.0, 0.0
+#: A loss a turn later is worth this much more (so the search puts off a loss it cannot avoid).
+LATER_LOSS = 0.001
+#: The values of positions that go on are clipped to this, so a sure outcome always outweighs an estimate.
+ESTIMATE_LIMIT = 0.95
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """How wide and deep the search may grow.
+
+    Args:
+        top_k: moves a snake considers below the root (its most probable ones; never certain deaths).
+        radius: opponents whose head is at most this many moves from mine are searched; the others play their
+            most probable move.
+        max_depth: turns the search looks ahead at most.
+        max_nodes: boards in the whole tree at most (a machine-independent budget; the deadline also applies).
+        max_level_nodes: boards in one level at most (memory bound: a level that would hold more is not started).
+    """
+
+    top_k: int = 2
+    radius: int = 6
+    max_depth: int = 12
+    max_nodes: int = 100_000
+    max_level_nodes: int = 8_192
+
+    def __post_init__(self) -> None:
+        for name in ("top_k", "max_depth", "max_nodes", "max_level_nodes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"search setting {name} must be a positive integer, got {value!r}")
+        if isinstance(self.radius, bool) or not isinstance(self.radius, int) or self.radius < 0:
+            raise ValueError(f"search setting radius must be an integer >= 0, got {self.radius!r}")
+        if self.top_k > 4:
+            raise ValueError(f"search setting top_k must be at most 4 (there are four moves), got {self.top_k}")
+
+
+@dataclass
+class SearchResult:
+    """A search's answer and what it took."""
+
+    move: int  # 0 up, 1 down, 2 left, 3 right
+    depth: int  # turns looked ahead by the deepest complete level (0: the network's own favourite)
+    nodes: int  # boards stepped and judged
+    values: tuple[float, ...]  # (4,) backed-up value of each root move for me (NaN: not considered)
+    seconds: float
+    prior: tuple[float, ...] = field(default=())  # (4,) the network's probabilities at the root
+
+
+@dataclass
+class _Level:
+    """One level of the tree: N boards, who they come from, and what the network said of them."""
+
+    games: Games  # N boards
+    parent: np.ndarray  # (N,) index of the parent node in the level above
+    my_move: np.ndarray  # (N,) the move I made into this node
+    value: np.ndarray  # (N,) float64 the node's value for me (network or terminal), later its backed-up value
+    terminal: np.ndarray  # (N,) bool: no children (I am out, or the game is over)
+    probs: np.ndarray  # (N, S, 4) float32 each live snake's move probabilities (0 for others)
+    allowed: np.ndarray  # (N, S, 4) bool: moves that are not certain death
+
+
+class NetworkSearch:
+    """The search of the module docstring for one exported network.
+
+    Args:
+        policy: a loaded policy with a value output (``battlesnake_policy.LoadedPolicy``).
+        settings: width, depth and node budgets.
+    """
+
+    def __init__(self, policy, settings: SearchSettings | None = None, heuristic: float = 0.0):
+        if not getattr(policy, "has_value", False):
+            raise ModelError(f"{getattr(policy, 'path', policy)} has no value output, so it cannot drive a search: "
+                             f"export the run again with this version (or serve it without search)")
+        self.policy = policy
+        self.settings = settings or SearchSettings()
+        self.heuristic = heuristic
+
+    # ------------------------------------------------------------------ the network
+
+    def _judge(self, games: Games, encoder: ObservationEncoder, me: int, depth: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(value (N,) for me, terminal (N,), probs (N, S, 4), allowed (N, S, 4)) of N boards: one forward pass over
+        every live snake of every board that goes on."""
+        alive = games.alive()  # (N, S)
+        n, s_count = alive.shape
+        mine = alive[:, me]
+        others = alive.sum(axis=1) - mine
+        over = ~mine | ((others == 0) & (s_count > 1))
+        value = np.zeros(n)
+        value[mine & over] = WIN
+        out = ~mine
+        value[out] = LOSS + LATER_LOSS * depth
+        if s_count > 1:  # I left on the turn the last of the others did: a draw
+            turns = games.state.elim_turn
+            last_other = np.where(alive, np.iinfo(np.int32).max, turns)
+            last_other[:, me] = -1
+            value[out & (others == 0) & (turns[:, me] >= last_other.max(axis=1))] = DRAW
+        allowed = action_mask(games).astype(bool)  # (N, S, 4)
+        probs = np.zeros((n, s_count, 4), np.float32)
+        rows, slots = np.nonzero(alive & ~over[:, None])
+        if rows.size:
+            logits, values = self.policy.evaluate(encoder.encode(games)[rows, slots], allowed[rows, slots])
+            z = np.exp(logits - logits.max(axis=1, keepdims=True))
+            probs[rows, slots] = z / z.sum(axis=1, keepdims=True)
+            is_me = slots == me
+            value[rows[is_me]] = values[is_me]
+            open_rows = rows[is_me]
+            if self.heuristic:
+                h = territory_value(games, me)[open_rows]
+                value[open_rows] = (1 - self.heuristic) * value[open_rows] + self.heuristic * h
+            value[open_rows] = np.clip(value[open_rows], -ESTIMATE_LIMIT, ESTIMATE_LIMIT)
+        return value, over, probs, allowed
+
+    # ------------------------------------------------------------------ expansion
+
+    def _moves(self, probs: np.ndarray, allowed: np.ndarray, k: int) -> list[int]:
+        """The k most probable allowed moves (all allowed moves when k >= 4); one move when nothing is allowed."""
+        ok = [d for d in range(4) if allowed[d]]
+        if not ok:
+            return [int(np.argmax(probs))]
+        ok.sort(key=lambda d: -probs[d])
+        return ok[:k]
+
+    def _expand(self, level: _Level, me: int, root: bool) -> tuple[list, list, list]:
+        """For every open node of ``level``: its children as (parent, my move, joint moves (S,))."""
+        k = 4 if root else self.settings.top_k
+        radius = self.settings.radius
+        state = level.games.state
+        alive = level.games.alive()
+        parents, my_moves, joints = [], [], []
+        for n in np.flatnonzero(~level.terminal):
+            head = state.body[n, me, 0]
+            searched, fixed = [], {}
+            for o in np.flatnonzero(alive[n]):
+                if o == me:
+                    continue
+                d = abs(int(state.body[n, o, 0, 0]) - int(head[0])) + abs(int(state.body[n, o, 0, 1]) - int(head[1]))
+                if d <= radius:
+                    searched.append(o)
+                else:
+                    fixed[o] = self._moves(level.probs[n, o], level.allowed[n, o], 1)[0]
+            mine = self._moves(level.probs[n, me], level.allowed[n, me], k)
+            options = [self._moves(level.probs[n, o], level.allowed[n, o], k) for o in searched]
+            for m in mine:
+                for combo in product(*options):
+                    joint = np.full(alive.shape[1], NO_MOVE, np.int8)
+                    joint[me] = m
+                    for o, move in zip(searched, combo):
+                        joint[o] = move
+                    for o, move in fixed.items():
+                        joint[o] = move
+                    parents.append(n)
+                    my_moves.append(m)
+                    joints.append(joint)
+        return parents, my_moves, joints
+
+    # ------------------------------------------------------------------ backup
+
+    @staticmethod
+    def _backup(levels: list[_Level]) -> np.ndarray:
+        """Paranoid values of the root's moves from the deepest level up: (4,) float64, NaN for moves not tried."""
+        for upper, lower in zip(reversed(levels[:-1]), reversed(levels[1:])):
+            best = np.full(len(upper.value), -np.inf)
+            for m in range(4):
+                rows = lower.my_move == m
+                if not rows.any():
+                    continue
+                worst = np.full(len(upper.value), np.inf)
+                np.minimum.at(worst, lower.parent[rows], lower.value[rows])
+                best = np.maximum(best, np.where(np.isinf(worst), -np.inf, worst))  # inf: the node did not try m
+            opened = ~upper.terminal & np.isfinite(best)
+            upper.value[opened] = best[opened]
+        root_values = np.full(4, np.nan)
+        if len(levels) > 1:
+            first = levels[1]
+            for m in np.unique(first.my_move):
+                root_values[m] = first.value[first.my_move == m].min()
+        return root_values
+
+    # ------------------------------------------------------------------ the search
+
+    def choose(self, games: Games, me: int, encoder: ObservationEncoder, *, deadline: float | None = None
+               ) -> SearchResult:
+        """The move for snake ``me`` of game 0 of ``games`` (a batch of one; it is not changed).
+
+        Args:
+            encoder: how the network sees these boards (the model's encoder, or the window the server picked).
+            deadline: ``time.perf_counter()`` time by which the search must have answered (None: the node budget
+                alone decides).
+        """
+        started = time.perf_counter()
+        settings = self.settings
+        root_games = _wrap(games, _take(games.state, np.zeros(1, np.int64)))
+        value, terminal, probs, allowed = self._judge(root_games, encoder, me, 0)
+        root = _Level(root_games, np.zeros(1, np.int64), np.zeros(1, np.int64), value, terminal, probs, allowed)
+        prior = tuple(float(p) for p in probs[0, me])
+        fallback = self._moves(probs[0, me], allowed[0, me], 1)[0]
+        if terminal[0]:
+            return SearchResult(fallback, 0, 1, (np.nan,) * 4, time.perf_counter() - started, prior)
+        levels = [root]
+        nodes, cost_per_node = 1, None
+        values = np.full(4, np.nan)
+        decided = 0
+        while len(levels) <= settings.max_depth:
+            level_started = time.perf_counter()
+            parents, my_moves, joints = self._expand(levels[-1], me, root=len(levels) == 1)
+            count = len(parents)
+            if count == 0 or count > settings.max_level_nodes or nodes + count > settings.max_nodes:
+                break
+            if deadline is not None and cost_per_node is not None and \
+                    level_started + cost_per_node * count > deadline:
+                break
+            upper = levels[-1]
+            parent = np.asarray(parents, np.int64)
+            child = _wrap(games, _take(upper.games.state, parent))
+            child.step(np.stack(joints))
+            if deadline is not None and time.perf_counter() > deadline:
+                break
+            value, terminal, probs, allowed = self._judge(child, encoder, me, len(levels))
+            if deadline is not None and time.perf_counter() > deadline:
+                break
+            levels.append(_Level(child, parent, np.asarray(my_moves, np.int64), value, terminal, probs, allowed))
+            nodes += count
+            cost_per_node = (time.perf_counter() - level_started) / count
+            values = self._backup([_copy_values(level) for level in levels])
+            decided = len(levels) - 1
+            if terminal.all():
+                break
+        # equal values (a lost or won position, or a flat value head): the network's favourite among the best
+        move = fallback if decided == 0 else int(np.nanargmax(np.where(np.isnan(values), np.nan,
+                                                                       values + 1e-6 * probs_root(prior))))
+        return SearchResult(move, decided, nodes, tuple(float(v) for v in values), time.perf_counter() - started,
+                            prior)
+
+
+def probs_root(prior: tuple[float, ...]) -> np.ndarray:
+    return np.asarray(prior, np.float64)
+
+
+def territory_value(games: Games, me: int) -> np.ndarray:
+    """(N,) in (-1, 1): my territory and length against the best other snake's (what minimax snakes score)."""
+    counts = np.empty(games.alive().shape, np.int64)
+    territory_counts(games.state, games.params, games.settings.rules.wrapped, counts)
+    cells = games.settings.width * games.settings.height
+    others = np.delete(np.arange(counts.shape[1]), me)
+    lengths = np.where(games.alive(), games.state.length, 0)
+    if others.size == 0:
+        return np.tanh(counts[:, me] / cells)
+    lead = counts[:, me] - counts[:, others].max(axis=1)
+    longer = lengths[:, me] - lengths[:, others].max(axis=1)
+    return np.tanh(3.0 * lead / cells + 0.25 * longer)
+
+
+def _take(state: GameState, rows: np.ndarray) -> GameState:
+    """The games ``rows`` of ``state`` (repeats allowed), as a new state."""
+    return GameState(*(np.ascontiguousarray(a[rows]) for a in state))
+
+
+def _wrap(games: Games, state: GameState) -> Games:
+    """``state`` as a batch of games with the settings of ``games`` (capacities as they are: the engine grows them
+    itself when a step needs more)."""
+    return Games(games.settings, _state=state)
+
+
+def _copy_values(level: _Level) -> _Level:
+    """The level with its own copy of the values, so a backup keeps the network's values for the next one."""
+    return _Level(level.games, level.parent, level.my_move, level.value.copy(), level.terminal, level.probs,
+                  level.allowed)
