@@ -146,7 +146,7 @@ def find_model_file(path: str | os.PathLike) -> Path:
                 if (folder / name).is_file():
                     return folder / name
         raise ModelError(f"no {' or '.join(MODEL_FILES)} in {path} or {path / 'model'}")
-    raise ModelError(f"no policy file at {path} (no model at that path)")
+    raise ModelError(f"no model at {path} (no policy file at {path})")
 
 
 def find_config(model_file: Path) -> Path | None:

@@ -6,10 +6,13 @@ The HTTP server (``httpd``) and the SageMaker handler (``sagemaker_inference``) 
 2. the game's session (created on ``/start``, or on the first ``/move`` of a game the server has not seen);
 3. the player's preferences: the model's move probabilities through the encoder planned for this game's boards,
    or the bot's move when there is no model or the model cannot see these boards;
-4. ``SafetyLayer.choose`` within the deadline: ``game.timeout`` after the request arrived, less ``latency_margin_ms``
-   for the network. The search's time (``SafetyLayer.search_ms``) is shared by the ``/move`` requests in flight: with
-   k of them, each searches for ``search_ms / k`` at most, so concurrent games do not queue behind each other's
-   rollouts (the threads share one interpreter lock).
+4. with a network search (``search``: a model with a value output), ``NetworkSearch.choose`` looks ahead within
+   the deadline: ``game.timeout`` after the request arrived, less ``latency_margin_ms`` for the network; a search
+   that completes at least one turn decides. Otherwise (no search, a bot, or no turn completed in time)
+   ``SafetyLayer.choose`` picks among the player's preferences, with its own optional rollouts. Search time
+   (``search_ms``, or ``SafetyLayer.search_ms`` for rollouts) is shared by the ``/move`` requests in flight: with k of
+   them, each searches for ``search_ms / k`` at most, so concurrent games do not queue behind each other's searches
+   (the threads share one interpreter lock).
 
 An unexpected error in steps 3 or 4 is logged and answered with the bot's move: a reply always goes out.
 
@@ -39,6 +42,7 @@ from battlesnake_gym.engine.state import OUT_OF_HEALTH, allocate
 from .players import BotPlayer, EncoderPlan, ModelPlayer
 from .request import GameInfo, Limits, MoveRequest, RequestError, decode_json, parse_game, parse_move
 from .safety import SafetyLayer
+from .search import NetworkSearch
 
 log = logging.getLogger(__name__)
 
@@ -174,14 +178,23 @@ class SnakeApp:
         appearance: what ``GET /`` says.
         limits: request bounds.
         latency_margin_ms: taken off ``game.timeout`` for the network and the reply.
+        search: a network search over the model (its value output drives it), or None.
+        search_ms: the network search's time per move at most (the deadline caps it further).
         max_sessions, idle_timeout_s: session bounds.
     """
 
     def __init__(self, model: ModelPlayer | None = None, *, bot: str = "flood", safety: SafetyLayer | None = None,
                  appearance: Appearance | None = None, limits: Limits | None = None, latency_margin_ms: float = 100.0,
-                 max_sessions: int = 1024, idle_timeout_s: float = 300.0, clock: Callable[[], float] = time.monotonic):
+                 search: NetworkSearch | None = None, search_ms: float = 250.0, max_sessions: int = 1024,
+                 idle_timeout_s: float = 300.0, clock: Callable[[], float] = time.monotonic):
         if latency_margin_ms < 0:
             raise ValueError(f"latency_margin_ms must be >= 0, got {latency_margin_ms}")
+        if search is not None and model is None:
+            raise ValueError("a network search needs a model")
+        if search_ms <= 0:
+            raise ValueError(f"search_ms must be > 0, got {search_ms}")
+        self.search = search
+        self.search_ms = float(search_ms)
         self.model = model
         self.bot = BotPlayer(bot)
         self.safety = safety if safety is not None else SafetyLayer()
@@ -189,15 +202,16 @@ class SnakeApp:
         self.limits = limits if limits is not None else Limits()
         self.latency_margin_ms = float(latency_margin_ms)
         self.sessions = SessionStore(max_sessions, idle_timeout_s, clock)
-        self.counters = {"moves": 0, "bot_moves": 0, "errors": 0, "bad_requests": 0}
+        self.counters = {"moves": 0, "bot_moves": 0, "searched_moves": 0, "errors": 0, "bad_requests": 0}
         self._counter_lock = threading.Lock()
         self._in_flight = 0  # /move requests being answered now
 
     def describe(self) -> str:
         player = self.model.describe() if self.model is not None else self.bot.describe()
-        search = f"search {self.safety.search_ms:g} ms" if self.safety.search_ms else "no search"
-        safety = f"safety layer on ({search})" if self.safety.enabled else "safety layer off"
-        return f"{player}; fallback {self.bot.describe()}; {safety}"
+        rollouts = f"rollouts {self.safety.search_ms:g} ms" if self.safety.search_ms else "no rollouts"
+        safety = f"safety layer on ({rollouts})" if self.safety.enabled else "safety layer off"
+        search = f"network search {self.search_ms:g} ms; " if self.search is not None else ""
+        return f"{player}; {search}fallback {self.bot.describe()}; {safety}"
 
     # ------------------------------------------------------------------ the API
 
@@ -248,20 +262,48 @@ class SnakeApp:
             log.exception("the model failed on game %r turn %d; the bot proposes", req.info.game_id, req.turn)
             self._count("errors")
             prefs, by_bot = self.bot.preferences(req.games, req.you, seed), True
-        search_stop = time.perf_counter() + self.safety.search_ms / 1000.0 / sharing
-        try:
-            move = self.safety.choose(req.games, req.you, prefs, deadline=min(deadline, search_stop), seed=seed).move
-        except Exception:
-            log.exception("the safety layer failed on game %r turn %d; playing the proposal", req.info.game_id,
-                          req.turn)
-            self._count("errors")
-            move = int(np.argmax(prefs))
+        move = self._search(req, session, deadline, sharing) if self.search is not None and not by_bot else None
+        if move is None:
+            search_stop = time.perf_counter() + self.safety.search_ms / 1000.0 / sharing
+            try:
+                move = self.safety.choose(req.games, req.you, prefs, deadline=min(deadline, search_stop),
+                                          seed=seed).move
+            except Exception:
+                log.exception("the safety layer failed on game %r turn %d; playing the proposal", req.info.game_id,
+                              req.turn)
+                self._count("errors")
+                move = int(np.argmax(prefs))
         session.moves += 1
         session.bot_moves += by_bot
         self._count("moves")
         if by_bot and self.model is not None:
             self._count("bot_moves")
         return {"move": MOVE_NAMES[move]}
+
+    def _search(self, req: MoveRequest, session: Session, deadline: float, sharing: int) -> int | None:
+        """The network search's move, or None when it completed no turn in time (or failed: logged)."""
+        stop = min(deadline, time.perf_counter() + self.search_ms / 1000.0 / sharing)
+        games, you = self._board_for_model(req, session)
+        try:
+            result = self.search.choose(games, you, session.plan.encoder, deadline=stop)
+        except Exception:
+            log.exception("the search failed on game %r turn %d; the safety layer decides", req.info.game_id,
+                          req.turn)
+            self._count("errors")
+            return None
+        if result.depth < 1:
+            return None
+        self._count("searched_moves")
+        return result.move
+
+    def _board_for_model(self, req: MoveRequest, session: Session) -> tuple[Games, int]:
+        """The board as the model sees it, and its snake's slot: the slots as the game started for encoders whose
+        shape follows the snake count, else the request's own board."""
+        if _shape_follows_snakes(session.plan, req):
+            games, ok = _with_slots(req.games, req.snake_ids, session.slots)
+            if ok:
+                return games, session.slots.index(req.info.you_id)
+        return req.games, req.you
 
     def _preferences(self, req: MoveRequest, session: Session, seed: int) -> tuple[np.ndarray, bool]:
         if self.model is None:
@@ -277,14 +319,11 @@ class SnakeApp:
         plan = session.plan
         if plan.encoder is None:
             return self.bot.preferences(req.games, req.you, seed), True
-        games, you = req.games, req.you
-        if _shape_follows_snakes(plan, req):
-            games, ok = _with_slots(req.games, req.snake_ids, session.slots)
-            if not ok:
-                self._log_once(session, ["a snake on the board was not there when the game started: the bot plays "
-                                         "the moves the model cannot see"], logging.WARNING)
-                return self.bot.preferences(req.games, req.you, seed), True
-            you = session.slots.index(req.info.you_id)
+        if _shape_follows_snakes(plan, req) and not set(req.snake_ids) <= set(session.slots):
+            self._log_once(session, ["a snake on the board was not there when the game started: the bot plays "
+                                     "the moves the model cannot see"], logging.WARNING)
+            return self.bot.preferences(req.games, req.you, seed), True
+        games, you = self._board_for_model(req, session)
         return self.model.preferences(games, you, plan), False
 
     # ------------------------------------------------------------------ transport-independent dispatch
@@ -324,7 +363,8 @@ class SnakeApp:
                              "map": "standard", "timeout": 500}, "turn": 0, "board": board, "you": board["snakes"][0]}
             self.move(body)
             self.sessions.close(parse_game(body))
-        self.counters["moves"] = self.counters["bot_moves"] = 0
+        for name in self.counters:
+            self.counters[name] = 0
 
     def _count(self, name: str) -> None:
         with self._counter_lock:

@@ -29,6 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from .app import Appearance, SnakeApp, reply_bytes
 from .request import Limits
 from .safety import DEFAULT_SEARCH_MS, SafetyLayer
+from .search import ARENA_TIMEOUT_MS, DEFAULT_NETWORK_SEARCH_MS, DEFAULT_TERRITORY_WEIGHT, NetworkSearch, SearchSettings
 
 log = logging.getLogger(__name__)
 
@@ -188,10 +189,26 @@ def build_app(args: argparse.Namespace) -> SnakeApp:
     from .players import load_model
 
     model = load_model(args.model, args.config) if args.model else None
-    safety = SafetyLayer(enabled=not args.no_safety, search_ms=args.search_ms)
+    kind = args.search
+    if kind == "auto":
+        kind = "network" if model is not None and getattr(model.policy, "has_value", False) else "rollouts"
+    if kind == "network" and model is None:
+        raise ValueError("--search network needs a --model (a bot plays without one)")
+    budget = args.search_ms if args.search_ms is not None else (
+        DEFAULT_NETWORK_SEARCH_MS if kind == "network" else DEFAULT_SEARCH_MS)
+    arena = ARENA_TIMEOUT_MS - args.latency_margin_ms
+    if kind != "off" and budget > arena:
+        raise ValueError(f"--search-ms {budget:g} is longer than the arena's {ARENA_TIMEOUT_MS} ms move timeout less "
+                         f"the {args.latency_margin_ms:g} ms latency margin ({arena:g} ms)")
+    search = None
+    if kind == "network":  # a model without a value output is refused here, naming it
+        search = NetworkSearch(model.policy, SearchSettings(max_nodes=args.search_nodes,
+                                                            territory_weight=args.territory_weight))
+    safety = SafetyLayer(enabled=not args.no_safety, search_ms=budget if kind == "rollouts" else 0.0)
     appearance = Appearance(author=args.author, color=args.color, head=args.head, tail=args.tail)
     return SnakeApp(model, bot=args.bot, safety=safety, appearance=appearance,
                     limits=Limits(max_body_bytes=args.max_body_bytes), latency_margin_ms=args.latency_margin_ms,
+                    search=search, search_ms=budget if kind == "network" else DEFAULT_NETWORK_SEARCH_MS,
                     max_sessions=args.max_sessions, idle_timeout_s=args.idle_timeout)
 
 
@@ -210,8 +227,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tail", default=Appearance.tail, help="tail customization name")
     p.add_argument("--author", default="", help="author shown by the arena")
     p.add_argument("--no-safety", action="store_true", help="play the raw policy (no safety layer)")
-    p.add_argument("--search-ms", type=float, default=DEFAULT_SEARCH_MS,
-                   help=f"rollout time per move in ms, 0 for none (default {DEFAULT_SEARCH_MS:g})")
+    p.add_argument("--search", choices=("auto", "network", "rollouts", "off"), default="auto",
+                   help="network: look ahead with the model's value and move priors (needs a model exported with a "
+                        "value output); rollouts: the safety layer's engine rollouts; auto (default): network when "
+                        "the model has a value output, else rollouts")
+    p.add_argument("--search-ms", type=float, default=None,
+                   help=f"search time per move in ms (default {DEFAULT_NETWORK_SEARCH_MS:g} for network, "
+                        f"{DEFAULT_SEARCH_MS:g} for rollouts); the move's deadline caps it")
+    p.add_argument("--search-nodes", type=int, default=SearchSettings.max_nodes,
+                   help="network search: boards judged per move at most")
+    p.add_argument("--territory-weight", type=float, default=DEFAULT_TERRITORY_WEIGHT,
+                   help="network search: weight of the territory score in the leaves' value, 0..1 (0: the network's "
+                        f"value alone; default {DEFAULT_TERRITORY_WEIGHT:g})")
     p.add_argument("--latency-margin-ms", type=float, default=100.0,
                    help="taken off game.timeout for the network (default 100)")
     p.add_argument("--max-body-bytes", type=int, default=Limits.max_body_bytes, help="largest request body")

@@ -44,6 +44,11 @@ LOSS, WIN, DRAW = -1.0, 1.0, 0.0
 LATER_LOSS = 0.001
 #: The values of positions that go on are clipped to this, so a sure outcome always outweighs an estimate.
 ESTIMATE_LIMIT = 0.95
+#: Search time per move the server uses unless told otherwise, and the arena's usual move timeout.
+DEFAULT_NETWORK_SEARCH_MS = 250.0
+ARENA_TIMEOUT_MS = 500
+#: How much of a leaf's value is the territory score (the rest is the network's value).
+DEFAULT_TERRITORY_WEIGHT = 1.0
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,8 @@ class SearchSettings:
         max_depth: turns the search looks ahead at most.
         max_nodes: boards in the whole tree at most (a machine-independent budget; the deadline also applies).
         max_level_nodes: boards in one level at most (memory bound: a level that would hold more is not started).
+        territory_weight: the share of a leaf's value that is ``territory_value`` (my territory and length against
+            the best other snake's); the rest is the network's value. 0: the network alone.
     """
 
     top_k: int = 2
@@ -64,6 +71,7 @@ class SearchSettings:
     max_depth: int = 12
     max_nodes: int = 100_000
     max_level_nodes: int = 8_192
+    territory_weight: float = DEFAULT_TERRITORY_WEIGHT
 
     def __post_init__(self) -> None:
         for name in ("top_k", "max_depth", "max_nodes", "max_level_nodes"):
@@ -72,6 +80,8 @@ class SearchSettings:
                 raise ValueError(f"search setting {name} must be a positive integer, got {value!r}")
         if isinstance(self.radius, bool) or not isinstance(self.radius, int) or self.radius < 0:
             raise ValueError(f"search setting radius must be an integer >= 0, got {self.radius!r}")
+        if not 0.0 <= self.territory_weight <= 1.0:
+            raise ValueError(f"search setting territory_weight must lie in [0, 1], got {self.territory_weight!r}")
         if self.top_k > 4:
             raise ValueError(f"search setting top_k must be at most 4 (there are four moves), got {self.top_k}")
 
@@ -109,13 +119,12 @@ class NetworkSearch:
         settings: width, depth and node budgets.
     """
 
-    def __init__(self, policy, settings: SearchSettings | None = None, heuristic: float = 0.0):
+    def __init__(self, policy, settings: SearchSettings | None = None):
         if not getattr(policy, "has_value", False):
             raise ModelError(f"{getattr(policy, 'path', policy)} has no value output, so it cannot drive a search: "
                              f"export the run again with this version (or serve it without search)")
         self.policy = policy
         self.settings = settings or SearchSettings()
-        self.heuristic = heuristic
 
     # ------------------------------------------------------------------ the network
 
@@ -147,9 +156,10 @@ class NetworkSearch:
             is_me = slots == me
             value[rows[is_me]] = values[is_me]
             open_rows = rows[is_me]
-            if self.heuristic:
+            weight = self.settings.territory_weight
+            if weight:
                 h = territory_value(games, me)[open_rows]
-                value[open_rows] = (1 - self.heuristic) * value[open_rows] + self.heuristic * h
+                value[open_rows] = (1 - weight) * value[open_rows] + weight * h
             value[open_rows] = np.clip(value[open_rows], -ESTIMATE_LIMIT, ESTIMATE_LIMIT)
         return value, over, probs, allowed
 
@@ -269,14 +279,9 @@ class NetworkSearch:
             if terminal.all():
                 break
         # equal values (a lost or won position, or a flat value head): the network's favourite among the best
-        move = fallback if decided == 0 else int(np.nanargmax(np.where(np.isnan(values), np.nan,
-                                                                       values + 1e-6 * probs_root(prior))))
+        move = fallback if decided == 0 else int(np.nanargmax(values + 1e-6 * root.probs[0, me]))
         return SearchResult(move, decided, nodes, tuple(float(v) for v in values), time.perf_counter() - started,
                             prior)
-
-
-def probs_root(prior: tuple[float, ...]) -> np.ndarray:
-    return np.asarray(prior, np.float64)
 
 
 def territory_value(games: Games, me: int) -> np.ndarray:
