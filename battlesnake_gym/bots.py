@@ -44,7 +44,7 @@ _KEY = 1 << 15
 _MAX_STACK = 31  # hazard entries counted on one cell (the _DRY field holds 5 bits)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _safety_ranks(state, params, wrapped, b, s, grid, rank):
     """rank[d] for each move of snake s in game b: 0 certain death, 1 a head-to-head it could lose, 2 neither.
     ``grid`` holds the game's obstacles (``mark_obstacles``). Returns the best rank."""
@@ -71,7 +71,7 @@ def _safety_ranks(state, params, wrapped, b, s, grid, rank):
     return best
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _pick(score, uniform):
     """The move with the highest score; ties are broken by ``uniform`` in [0, 1)."""
     top = score[0]
@@ -90,7 +90,7 @@ def _pick(score, uniform):
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _spread(grid, width, height, wrapped, queue, count, dist):
     """Breadth-first search from the ``count`` cells in ``queue`` (their ``dist`` already 0) through free cells
     (``grid == 0``); fills ``dist`` with the step count of every reached cell. Returns how many cells it reached."""
@@ -115,7 +115,7 @@ def _spread(grid, width, height, wrapped, queue, count, dist):
     return count
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _food_distances(state, b, width, height, wrapped, grid, queue, dist):
     """dist[cell]: steps from each cell to the nearest food of game b through cells free next turn."""
     dist[:] = UNREACHED
@@ -129,7 +129,7 @@ def _food_distances(state, b, width, height, wrapped, grid, queue, dist):
     _spread(grid, width, height, wrapped, queue, count, dist)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _attack_distances(state, b, s, width, height, wrapped, grid, queue, dist):
     """dist[cell]: steps from each cell to the nearest free cell next to the head of a snake shorter than s.
     Returns False (and leaves ``dist`` all UNREACHED) when there is no such cell."""
@@ -157,7 +157,7 @@ def _attack_distances(state, b, s, width, height, wrapped, grid, queue, dist):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _count_hazards(state, b, width, height, stack):
     """stack[cell]: the hazard entries of game b on each cell (stacked hazards hurt once per entry)."""
     stack[:] = 0
@@ -167,7 +167,7 @@ def _count_hazards(state, b, width, height, stack):
             stack[x + y * width] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _next_to_shorter_head(state, b, s, x, y, width, height, wrapped):
     """Is (x, y) one step from the head of a live snake shorter than s (a head-to-head s would win)?"""
     for o in range(state.length.shape[1]):
@@ -182,7 +182,7 @@ def _next_to_shorter_head(state, b, s, x, y, width, height, wrapped):
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _begin_game(state, b, out):
     """Set every snake of game b to NO_MOVE; returns whether any is alive."""
     live = False
@@ -193,7 +193,7 @@ def _begin_game(state, b, out):
     return live
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def safe_moves(state, params, wrapped, uniforms, out):
     """Fill out (B, S) with the ``safe`` bot's move for every live snake (see module docstring)."""
     width, height = params[P_WIDTH], params[P_HEIGHT]
@@ -210,7 +210,7 @@ def safe_moves(state, params, wrapped, uniforms, out):
             out[b, s] = _pick(rank, uniforms[b, s])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def greedy_moves(state, params, wrapped, uniforms, out):
     """Fill out (B, S) with the ``greedy`` bot's move for every live snake (see module docstring)."""
     width, height = params[P_WIDTH], params[P_HEIGHT]
@@ -240,7 +240,7 @@ def greedy_moves(state, params, wrapped, uniforms, out):
             out[b, s] = _pick(score, uniforms[b, s])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _label_regions(grid, width, height, wrapped, queue, region, sizes):
     """region[cell]: the index of the connected region of free cells (``grid == 0``) holding the cell, or -1 on an
     obstacle; sizes[r]: the cells of region r. The flood fill from any free cell is its region."""
@@ -261,7 +261,7 @@ def _label_regions(grid, width, height, wrapped, queue, region, sizes):
             region[c] = -1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def flood_moves(state, params, wrapped, uniforms, hungry_health, lead, out):
     """Fill out (B, S) with the ``flood`` bot's move for every live snake (see module docstring)."""
     width, height = params[P_WIDTH], params[P_HEIGHT]
@@ -320,7 +320,7 @@ def flood_moves(state, params, wrapped, uniforms, hungry_health, lead, out):
 Bot = Callable[[Games], np.ndarray]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def game_uniforms(state, key, out):
     """out (B, S) float64 in [0, 1): one draw per snake from (bot key, game stream state, turn, slot)."""
     for b in range(out.shape[0]):

@@ -17,7 +17,7 @@ DX = np.array([0, 0, -1, 1], np.int64)
 DY = np.array([1, -1, 0, 0], np.int64)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def mark_obstacles(state, b, width, height, grid):
     """grid[x + y*width] = 1 on live segments still there next turn: all but a tail that is about to move.
 
@@ -38,7 +38,7 @@ def mark_obstacles(state, b, width, height, grid):
                 grid[x + y * width] = 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def step_target(state, params, wrapped, b, s, move):
     """The cell (x, y) snake s of game b reaches with ``move`` (wrapped across edges when ``wrapped``)."""
     width, height = params[P_WIDTH], params[P_HEIGHT]
@@ -50,7 +50,7 @@ def step_target(state, params, wrapped, b, s, move):
     return x, y
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def nonfatal_moves(state, params, wrapped, out):
     """out (B, S, 4) uint8: 1 where a move is not certainly fatal (stays on the board, or wraps, and enters no
     segment that will still be there: the neck included). Eliminated snakes get all zeros."""
@@ -68,7 +68,7 @@ def nonfatal_moves(state, params, wrapped, out):
                     out[b, s, d] = 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def free_after(state, b, width, height, free_at):
     """free_at[cell]: turns until the cell holds no live segment (0 free now; a segment k from the tail: k).
     Stacked segments take the larger count. Meals to come are not known, so they are not counted."""
@@ -84,7 +84,7 @@ def free_after(state, b, width, height, free_at):
                 free_at[c] = max(free_at[c], n - i)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def neighbour(c, d, width, height, wrapped):
     """The cell one move ``d`` from cell ``c``, or -1 off the board."""
     x, y = c % width + DX[d], c // width + DY[d]
@@ -96,7 +96,7 @@ def neighbour(c, d, width, height, wrapped):
     return x + y * width
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def reachable(start, width, height, wrapped, free_at, dist, queue):
     """Cells reachable from ``start`` (entered on turn 1) moving one cell a turn, entering a cell only once its
     segments have left (``free_at[cell] <= arrival turn``). Returns the count, ``start`` included."""
@@ -121,7 +121,7 @@ def reachable(start, width, height, wrapped, free_at, dist, queue):
 UNCLAIMED, CONTESTED = -1, -2
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def contest(width, height, wrapped, free_at, cells, times, owners, lengths, owner, dist, queue):
     """Territory: which snake reaches each cell first (a Voronoi partition that knows when bodies leave).
 
@@ -170,7 +170,7 @@ def contest(width, height, wrapped, free_at, cells, times, owners, lengths, owne
                     owner[n] = CONTESTED
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def territory_counts(state, params, wrapped, out):
     """out (B, S) int64: the cells each live snake of each game reaches first (``contest`` from every live head at
     turn 0; its own head included); 0 for eliminated snakes."""

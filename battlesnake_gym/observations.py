@@ -67,7 +67,7 @@ LEGACY_MAX_SIZE = 21
 # ---------------------------------------------------------------------------------------------- compiled kernels
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _images(p, head, size, radius, wrapped):
     """Where board coordinate ``p`` lands in a window of ``2 * radius + 1`` cells centred on ``head`` along one
     axis: (first window index, number of images). Images repeat every ``size`` cells when ``wrapped``."""
@@ -82,7 +82,7 @@ def _images(p, head, size, radius, wrapped):
     return d + radius, 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _egocentric_kernel(state, width, height, wrapped, ry, rx, out):
     """Fill out (B, S, 10, 2*ry + 1, 2*rx + 1) uint8; see EgocentricEncoder for the channels."""
     num_games, num_snakes = state.length.shape
@@ -147,7 +147,7 @@ def _egocentric_kernel(state, width, height, wrapped, ry, rx, out):
                             view[EGO_HAZARDS, r, c] += 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _put_max(view, channel, x, y, hx, hy, width, height, ry, rx, wrapped, value):
     """view[channel] at board cell (x, y), in every image of the window centred on (hx, hy): at least ``value``."""
     r0, nr = _images(y, hy, height, ry, wrapped)
@@ -159,7 +159,7 @@ def _put_max(view, channel, x, y, hx, hy, width, height, ry, rx, wrapped, value)
                 view[channel, r, c] = value
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _territory_kernel(state, width, height, wrapped, ry, rx, out):
     """Fill channels 10..15 of out (B, S, 16, 2*ry + 1, 2*rx + 1) uint8 (channels 0..9 come from the egocentric
     kernel, which clears every channel first); see TerritoryEncoder."""
@@ -233,7 +233,7 @@ def _territory_kernel(state, width, height, wrapped, ry, rx, out):
                 view[TER_MOVE_TERRITORY, ry + DY[d], rx + DX[d]] = min(mine, 255)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _legacy_kernel(state, width, height, row0, col0, numbered, viewer_first, out):
     """Fill out (B, S, rows, cols, S + 1) uint8; see LegacyGridEncoder for the layers."""
     num_games, num_snakes = state.length.shape

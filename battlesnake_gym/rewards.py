@@ -77,7 +77,7 @@ class Snapshot:
         _snapshot(state, self.head, self.neck, self.cause, self.food, self.food_count)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _snapshot(state, head, neck, cause, food, food_count):
     for b in range(state.turn.shape[0]):
         for s in range(state.length.shape[1]):
@@ -91,7 +91,7 @@ def _snapshot(state, head, neck, cause, food, food_count):
             food[b, f, 0], food[b, f, 1] = state.food[b, f, 0], state.food[b, f, 1]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _events(state, params, wrapped, head, neck, cause_before, food, food_count, actions, stepped, game_over, out):
     out[:] = 0
     num_snakes = state.length.shape[1]

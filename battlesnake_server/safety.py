@@ -45,7 +45,7 @@ MAX_ROLLOUT_BYTES = 16 * 1024 * 1024
 # ---------------------------------------------------------------------------------------------- compiled kernels
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def assess_moves(state, params, wrapped, b, s, rank, space):
     """Fill rank (4,) int64 with SURE_DEATH / RISKY / SAFE and space (4,) int64 with the reachable cells of each move
     of snake s in game b (0 for SURE_DEATH moves)."""

@@ -69,7 +69,7 @@ ERR_NO_ROOM_FOR_SNAKE = 4
 ERR_NO_ROOM_FOR_FOOD = 5
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _live_count(state, b):
     n = 0
     for s in range(state.length.shape[1]):
@@ -78,21 +78,21 @@ def _live_count(state, b):
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def gameover_standard(state, moves, params, running):
     for b in range(running.shape[0]):
         if running[b] and _live_count(state, b) <= 1:
             running[b] = False
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def gameover_solo(state, moves, params, running):
     for b in range(running.shape[0]):
         if running[b] and _live_count(state, b) == 0:
             running[b] = False
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _continued_direction(body, n):
     """The direction of the snake's last move, read from neck to head (the ruleset's invalid-move rule)."""
     if n < 2:
@@ -119,7 +119,7 @@ def _continued_direction(body, n):
     return UP  # stacked neck
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _move(state, moves, params, running, wrap):
     width, height = params[P_WIDTH], params[P_HEIGHT]
     body, length = state.body, state.length
@@ -154,17 +154,17 @@ def _move(state, moves, params, running, wrap):
             body[b, s, 0, 1] = y
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def move_standard(state, moves, params, running):
     _move(state, moves, params, running, False)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def move_wrapped(state, moves, params, running):
     _move(state, moves, params, running, True)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def reduce_health(state, moves, params, running):
     for b in range(running.shape[0]):
         if not running[b]:
@@ -174,7 +174,7 @@ def reduce_health(state, moves, params, running):
                 state.health[b, s] -= 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _food_at(state, b, x, y):
     for f in range(state.food_count[b]):
         if state.food[b, f, 0] == x and state.food[b, f, 1] == y:
@@ -182,7 +182,7 @@ def _food_at(state, b, x, y):
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def damage_hazards(state, moves, params, running):
     damage = params[P_HAZARD_DAMAGE]
     for b in range(running.shape[0]):
@@ -204,7 +204,7 @@ def damage_hazards(state, moves, params, running):
                         state.elim_turn[b, s] = state.turn[b] + 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _grow(state, b, s):
     """Duplicate the tail segment."""
     n = state.length[b, s]
@@ -215,7 +215,7 @@ def _grow(state, b, s):
     state.length[b, s] = n + 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def feed_snakes(state, moves, params, running):
     for b in range(running.shape[0]):
         if not running[b]:
@@ -236,7 +236,7 @@ def feed_snakes(state, moves, params, running):
         state.food_count[b] = kept
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _hits_body(state, b, x, y, other):
     """Is (x, y) on body[1:] of snake ``other``?"""
     for i in range(1, state.length[b, other]):
@@ -245,7 +245,7 @@ def _hits_body(state, b, x, y, other):
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def eliminate_snakes(state, moves, params, running):
     width, height = params[P_WIDTH], params[P_HEIGHT]
     num_snakes = state.length.shape[1]
@@ -317,14 +317,14 @@ def eliminate_snakes(state, moves, params, running):
                 state.elim_turn[b, s] = turn
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def remove_food(state, moves, params, running):
     for b in range(running.shape[0]):
         if running[b]:
             state.food_count[b] = 0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def grow_snakes_constrictor(state, moves, params, running):
     """Every snake in the list, eliminated or not: health 100, and grow unless the tail is already stacked."""
     for b in range(running.shape[0]):
@@ -342,7 +342,7 @@ def grow_snakes_constrictor(state, moves, params, running):
                 _grow(state, b, s)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def royale_hazards(state, params, b, turn):
     """Rebuild game b's hazards for ``turn``: every cell outside a box that lost turn // N random sides.
 
@@ -376,14 +376,14 @@ def royale_hazards(state, params, b, turn):
     state.hazard_count[b] = k
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def populate_hazards_royale(state, moves, params, running):
     for b in range(running.shape[0]):
         if running[b]:
             royale_hazards(state, params, b, state.turn[b] + 1)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def run_pipeline(state, moves, params, stage_ids, running):
     """Run the ruleset's stages in order; a game whose flag a stage clears skips the rest."""
     for sid in stage_ids:
@@ -416,7 +416,7 @@ def run_pipeline(state, moves, params, stage_ids, running):
 # ---------------------------------------------------------------- map post-update stages
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _mark_blocked_for_food(state, b, width, height, blocked):
     """blocked[x + y*width] = 1 where new food may not go: food, live segments, cells next to live heads."""
     blocked[:] = 0
@@ -439,7 +439,7 @@ def _mark_blocked_for_food(state, b, width, height, blocked):
                 blocked[x + y * width] = 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def place_food_randomly(state, b, width, height, count, blocked, candidates):
     """Add up to ``count`` food on distinct random free cells (official PlaceFoodRandomly)."""
     _mark_blocked_for_food(state, b, width, height, blocked)
@@ -461,7 +461,7 @@ def place_food_randomly(state, b, width, height, count, blocked, candidates):
         state.food_count[b] = f + 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def spawn_food_standard(state, params, stepped):
     width, height = params[P_WIDTH], params[P_HEIGHT]
     minimum, chance = params[P_MINIMUM_FOOD], params[P_FOOD_SPAWN_CHANCE]
@@ -480,14 +480,14 @@ def spawn_food_standard(state, params, stepped):
         place_food_randomly(state, b, width, height, need, blocked, candidates)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def hazards_royale_map(state, params, stepped):
     for b in range(stepped.shape[0]):
         if stepped[b]:
             royale_hazards(state, params, b, state.turn[b] + 1)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def hazards_scheduled(state, stepped, turns, offsets, cells):
     """Append the hazard cells scheduled for the board's turn t = turns[i]: cells[offsets[i]:offsets[i + 1]]."""
     for b in range(stepped.shape[0]):
@@ -504,7 +504,7 @@ def hazards_scheduled(state, stepped, turns, offsets, cells):
         state.hazard_count[b] = k
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def run_map_stages(state, params, map_stage_ids, stepped, turns, offsets, cells):
     for sid in map_stage_ids:
         if sid == MAP_SPAWN_FOOD:
@@ -520,7 +520,7 @@ def run_map_stages(state, params, map_stage_ids, stepped, turns, offsets, cells)
 # ---------------------------------------------------------------- one whole turn
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _capacity_ok(state, stepped, grows_every_turn):
     body_cap = state.body.shape[2]
     for b in range(stepped.shape[0]):
@@ -534,7 +534,7 @@ def _capacity_ok(state, stepped, grows_every_turn):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def finish_turn(state, params, map_stage_ids, turns, offsets, cells, stepped):
     """The map's post-update (food, hazards), then ``turn += 1``."""
     run_map_stages(state, params, map_stage_ids, stepped, turns, offsets, cells)
@@ -543,7 +543,7 @@ def finish_turn(state, params, map_stage_ids, turns, offsets, cells, stepped):
             state.turn[b] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def step_games(state, moves, params, stage_ids, map_stage_ids, turns, offsets, cells, stepped, over,
                grows_every_turn, post_update):
     """One turn as the official CLI runs it, for every game with ``stepped[b]``.
@@ -569,7 +569,7 @@ def step_games(state, moves, params, stage_ids, map_stage_ids, turns, offsets, c
     return OK
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def games_over(state, game_over_stage_id, out):
     """out[b] = whether the next step of game b would end it at the game-over stage."""
     out[:] = True
@@ -581,7 +581,7 @@ def games_over(state, game_over_stage_id, out):
 # ---------------------------------------------------------------- starting boards
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _shuffle_points(state, b, points):
     for i in range(points.shape[0] - 1, 0, -1):
         j = rand_below(state.rng, b, i + 1)
@@ -590,7 +590,7 @@ def _shuffle_points(state, b, points):
         points[j, 0], points[j, 1] = tx, ty
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _place_snake(state, b, s, x, y):
     for i in range(START_LENGTH):
         state.body[b, s, i, 0] = x
@@ -598,7 +598,7 @@ def _place_snake(state, b, s, x, y):
     state.length[b, s] = START_LENGTH
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _place_snakes_fixed(state, b, width, num_snakes):
     mn, md, mx = 1, (width - 1) // 2, width - 2
     corners = np.array([[mn, mn], [mn, mx], [mx, mn], [mx, mx]], np.int64)
@@ -613,7 +613,7 @@ def _place_snakes_fixed(state, b, width, num_snakes):
         _place_snake(state, b, s, points[s, 0], points[s, 1])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _place_snakes_distributed(state, b, width, height, num_snakes):
     """Up to 16 snakes spread over the four quadrants, rotating from a random one."""
     qw, qh = width // 2, height // 2
@@ -637,7 +637,7 @@ def _place_snakes_distributed(state, b, width, height, num_snakes):
         quad = (quad + 1) % 4
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _place_snakes_randomly(state, b, width, height, num_snakes):
     """Each snake on a random free cell of even parity that is not the centre."""
     cx, cy = (width - 1) // 2, (height - 1) // 2
@@ -662,7 +662,7 @@ def _place_snakes_randomly(state, b, width, height, num_snakes):
     return OK
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _place_food_fixed(state, b, width, height, num_snakes):
     """One food on a diagonal of each snake, away from the centre and not in a corner; then one in the centre."""
     cx, cy = (width - 1) // 2, (height - 1) // 2
@@ -702,7 +702,7 @@ def _place_food_fixed(state, b, width, height, num_snakes):
     return OK
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def setup_games(state, params, mask, place_food, errors):
     """Official starting boards for every game with ``mask[b]``, drawn from each game's own stream.
 
