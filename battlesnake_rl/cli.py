@@ -17,10 +17,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "benchmark": ("battlesnake_gym.benchmark", "engine env-steps/s, one game alone and a batch of games"),
     "replay": ("battlesnake_gym.replay", "draw a game export (official CLI or ours) as text, a GIF or an HTML page"),
     "train": ("battlesnake_rllib.commands:train", "train a policy by self-play on RLlib (local, no AWS needed)"),
-    "evaluate": ("battlesnake_rllib.commands:evaluate", "play a trained model against bots; win rates with 95% CIs"),
+    "evaluate": ("battlesnake_server.evaluate:main", "play a trained model (raw or with search) against bots; win "
+                                                     "rates with 95% CIs"),
     "sagemaker": ("sagemaker_rl.cli:main", "launch a SageMaker training job, or run the same job locally"),
     "serve": ("battlesnake_server.httpd:main", "serve a trained policy (or a bot) to the Battlesnake engine over HTTP"),
     "play": ("battlesnake_server.referee:main", "referee full games between snake servers (HTTP) and bots"),
+    "ladder": ("battlesnake_server.ladder:main", "round robin of bots, models (raw or searching) and snake servers; "
+                                                 "ratings with intervals"),
 }
 
 

@@ -92,7 +92,7 @@ class SearchResult:
 
     move: int  # 0 up, 1 down, 2 left, 3 right
     depth: int  # turns looked ahead by the deepest complete level (0: the network's own favourite)
-    nodes: int  # boards stepped and judged
+    nodes: int  # boards stepped and judged (for this root)
     values: tuple[float, ...]  # (4,) backed-up value of each root move for me (NaN: not considered)
     seconds: float
     prior: tuple[float, ...] = field(default=())  # (4,) the network's probabilities at the root
@@ -102,13 +102,14 @@ class SearchResult:
 class _Level:
     """One level of the tree: N boards, who they come from, and what the network said of them."""
 
-    games: Games  # N boards
-    parent: np.ndarray  # (N,) index of the parent node in the level above
-    my_move: np.ndarray  # (N,) the move I made into this node
-    value: np.ndarray  # (N,) float64 the node's value for me (network or terminal), later its backed-up value
-    terminal: np.ndarray  # (N,) bool: no children (I am out, or the game is over)
+    games: Games | None  # N boards
+    parent: np.ndarray  # (N,) index of the parent node in the level above (the root's own index at the roots)
+    my_move: np.ndarray  # (N,) the move the searching snake made into this node
+    value: np.ndarray  # (N,) float64 the node's value for the searching snake (network or terminal), or backed up
+    terminal: np.ndarray  # (N,) bool: no children (the searching snake is out, or the game is over)
     probs: np.ndarray  # (N, S, 4) float32 each live snake's move probabilities (0 for others)
     allowed: np.ndarray  # (N, S, 4) bool: moves that are not certain death
+    root: np.ndarray | None = None  # (N,) which search (root) the node belongs to
 
 
 class NetworkSearch:
@@ -128,13 +129,14 @@ class NetworkSearch:
 
     # ------------------------------------------------------------------ the network
 
-    def _judge(self, games: Games, encoder: ObservationEncoder, me: int, depth: int
+    def _judge(self, games: Games, encoder: ObservationEncoder, me: np.ndarray, depth: int
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(value (N,) for me, terminal (N,), probs (N, S, 4), allowed (N, S, 4)) of N boards: one forward pass over
-        every live snake of every board that goes on."""
+        """(value (N,) for each node's searching snake ``me`` (N,), terminal (N,), probs (N, S, 4), allowed
+        (N, S, 4)) of N boards: one forward pass over every live snake of every board that goes on."""
         alive = games.alive()  # (N, S)
         n, s_count = alive.shape
-        mine = alive[:, me]
+        nodes = np.arange(n)
+        mine = alive[nodes, me]
         others = alive.sum(axis=1) - mine
         over = ~mine | ((others == 0) & (s_count > 1))
         value = np.zeros(n)
@@ -144,8 +146,8 @@ class NetworkSearch:
         if s_count > 1:  # I left on the turn the last of the others did: a draw
             turns = games.state.elim_turn
             last_other = np.where(alive, np.iinfo(np.int32).max, turns)
-            last_other[:, me] = -1
-            value[out & (others == 0) & (turns[:, me] >= last_other.max(axis=1))] = DRAW
+            last_other[nodes, me] = -1
+            value[out & (others == 0) & (turns[nodes, me] >= last_other.max(axis=1))] = DRAW
         allowed = action_mask(games).astype(bool)  # (N, S, 4)
         probs = np.zeros((n, s_count, 4), np.float32)
         rows, slots = np.nonzero(alive & ~over[:, None])
@@ -153,9 +155,9 @@ class NetworkSearch:
             logits, values = self.policy.evaluate(encoder.encode(games)[rows, slots], allowed[rows, slots])
             z = np.exp(logits - logits.max(axis=1, keepdims=True))
             probs[rows, slots] = z / z.sum(axis=1, keepdims=True)
-            is_me = slots == me
-            value[rows[is_me]] = values[is_me]
+            is_me = slots == me[rows]
             open_rows = rows[is_me]
+            value[open_rows] = values[is_me]
             weight = self.settings.territory_weight
             if weight:
                 h = territory_value(games, me)[open_rows]
@@ -165,7 +167,8 @@ class NetworkSearch:
 
     # ------------------------------------------------------------------ expansion
 
-    def _moves(self, probs: np.ndarray, allowed: np.ndarray, k: int) -> list[int]:
+    @staticmethod
+    def _moves(probs: np.ndarray, allowed: np.ndarray, k: int) -> list[int]:
         """The k most probable allowed moves (all allowed moves when k >= 4); one move when nothing is allowed."""
         ok = [d for d in range(4) if allowed[d]]
         if not ok:
@@ -173,33 +176,36 @@ class NetworkSearch:
         ok.sort(key=lambda d: -probs[d])
         return ok[:k]
 
-    def _expand(self, level: _Level, me: int, root: bool) -> tuple[list, list, list]:
-        """For every open node of ``level``: its children as (parent, my move, joint moves (S,))."""
+    def _expand(self, level: _Level, me: np.ndarray, root: bool) -> tuple[list, list, list]:
+        """For every open node of ``level`` (searching snake ``me`` (N,)): its children as (parent, my move, joint
+        moves (S,))."""
         k = 4 if root else self.settings.top_k
         radius = self.settings.radius
         state = level.games.state
         alive = level.games.alive()
         parents, my_moves, joints = [], [], []
         for n in np.flatnonzero(~level.terminal):
-            head = state.body[n, me, 0]
+            mine_slot = int(me[n])
+            hx, hy = int(state.body[n, mine_slot, 0, 0]), int(state.body[n, mine_slot, 0, 1])
             searched, fixed = [], {}
             for o in np.flatnonzero(alive[n]):
-                if o == me:
+                if o == mine_slot:
                     continue
-                d = abs(int(state.body[n, o, 0, 0]) - int(head[0])) + abs(int(state.body[n, o, 0, 1]) - int(head[1]))
+                d = abs(int(state.body[n, o, 0, 0]) - hx) + abs(int(state.body[n, o, 0, 1]) - hy)
                 if d <= radius:
                     searched.append(o)
                 else:
                     fixed[o] = self._moves(level.probs[n, o], level.allowed[n, o], 1)[0]
-            mine = self._moves(level.probs[n, me], level.allowed[n, me], k)
+            mine = self._moves(level.probs[n, mine_slot], level.allowed[n, mine_slot], k)
             options = [self._moves(level.probs[n, o], level.allowed[n, o], k) for o in searched]
+            base = np.full(alive.shape[1], NO_MOVE, np.int8)
+            for o, move in fixed.items():
+                base[o] = move
             for m in mine:
                 for combo in product(*options):
-                    joint = np.full(alive.shape[1], NO_MOVE, np.int8)
-                    joint[me] = m
+                    joint = base.copy()
+                    joint[mine_slot] = m
                     for o, move in zip(searched, combo):
-                        joint[o] = move
-                    for o, move in fixed.items():
                         joint[o] = move
                     parents.append(n)
                     my_moves.append(m)
@@ -209,8 +215,9 @@ class NetworkSearch:
     # ------------------------------------------------------------------ backup
 
     @staticmethod
-    def _backup(levels: list[_Level]) -> np.ndarray:
-        """Paranoid values of the root's moves from the deepest level up: (4,) float64, NaN for moves not tried."""
+    def _backup(levels: list[_Level], roots: int | None = None) -> np.ndarray:
+        """Paranoid values of each root's moves from the deepest level up: (roots, 4) float64, NaN for moves not
+        tried (``roots``: the roots' count, ``len(levels[0].value)`` by default; levels[0] holds the roots)."""
         for upper, lower in zip(reversed(levels[:-1]), reversed(levels[1:])):
             best = np.full(len(upper.value), -np.inf)
             for m in range(4):
@@ -222,11 +229,12 @@ class NetworkSearch:
                 best = np.maximum(best, np.where(np.isinf(worst), -np.inf, worst))  # inf: the node did not try m
             opened = ~upper.terminal & np.isfinite(best)
             upper.value[opened] = best[opened]
-        root_values = np.full(4, np.nan)
+        roots = len(levels[0].value) if roots is None else roots
+        root_values = np.full((roots, 4), np.inf)
         if len(levels) > 1:
             first = levels[1]
-            for m in np.unique(first.my_move):
-                root_values[m] = first.value[first.my_move == m].min()
+            np.minimum.at(root_values, (first.parent, first.my_move), first.value)
+        root_values[np.isinf(root_values)] = np.nan
         return root_values
 
     # ------------------------------------------------------------------ the search
@@ -240,61 +248,87 @@ class NetworkSearch:
             deadline: ``time.perf_counter()`` time by which the search must have answered (None: the node budget
                 alone decides).
         """
+        return self.choose_many(games, np.array([me]), encoder, deadline=deadline, rows=np.zeros(1, np.int64))[0]
+
+    def choose_many(self, games: Games, me: np.ndarray, encoder: ObservationEncoder, *,
+                    deadline: float | None = None, rows: np.ndarray | None = None) -> list[SearchResult]:
+        """One search per game ``rows[i]`` of ``games`` (default: every game) for its snake ``me[i]``, grown
+        together: each level of all of them is one engine step and one forward pass, so evaluating many games
+        costs far less than searching them one by one. Node budgets apply per search (on average)."""
         started = time.perf_counter()
         settings = self.settings
-        root_games = _wrap(games, _take(games.state, np.zeros(1, np.int64)))
+        rows = np.arange(games.batch_size) if rows is None else np.asarray(rows, np.int64)
+        me = np.asarray(me, np.int64)
+        count_roots = len(rows)
+        root_games = _wrap(games, _take(games.state, rows))
         value, terminal, probs, allowed = self._judge(root_games, encoder, me, 0)
-        root = _Level(root_games, np.zeros(1, np.int64), np.zeros(1, np.int64), value, terminal, probs, allowed)
-        prior = tuple(float(p) for p in probs[0, me])
-        fallback = self._moves(probs[0, me], allowed[0, me], 1)[0]
-        if terminal[0]:
-            return SearchResult(fallback, 0, 1, (np.nan,) * 4, time.perf_counter() - started, prior)
-        levels = [root]
-        nodes, cost_per_node = 1, None
-        values = np.full(4, np.nan)
-        decided = 0
+        root_ids = np.arange(count_roots)
+        levels = [_Level(root_games, root_ids, np.zeros(count_roots, np.int64), value, terminal, probs, allowed,
+                         root_ids)]
+        node_me = me
+        nodes = np.ones(count_roots, np.int64)
+        depth = np.zeros(count_roots, np.int64)
+        values = np.full((count_roots, 4), np.nan)
+        cost_per_node = None
         while len(levels) <= settings.max_depth:
             level_started = time.perf_counter()
-            parents, my_moves, joints = self._expand(levels[-1], me, root=len(levels) == 1)
+            upper = levels[-1]
+            parents, my_moves, joints = self._expand(upper, node_me, root=len(levels) == 1)
             count = len(parents)
-            if count == 0 or count > settings.max_level_nodes or nodes + count > settings.max_nodes:
+            if count == 0 or count > settings.max_level_nodes * count_roots or \
+                    nodes.sum() + count > settings.max_nodes * count_roots:
                 break
             if deadline is not None and cost_per_node is not None and \
                     level_started + cost_per_node * count > deadline:
                 break
-            upper = levels[-1]
             parent = np.asarray(parents, np.int64)
             child = _wrap(games, _take(upper.games.state, parent))
             child.step(np.stack(joints))
             if deadline is not None and time.perf_counter() > deadline:
                 break
-            value, terminal, probs, allowed = self._judge(child, encoder, me, len(levels))
+            child_me = node_me[parent]
+            value, terminal, probs, allowed = self._judge(child, encoder, child_me, len(levels))
             if deadline is not None and time.perf_counter() > deadline:
                 break
-            levels.append(_Level(child, parent, np.asarray(my_moves, np.int64), value, terminal, probs, allowed))
-            nodes += count
+            root_of = upper.root[parent]
+            levels.append(_Level(child, parent, np.asarray(my_moves, np.int64), value, terminal, probs, allowed,
+                                 root_of))
+            node_me = child_me
+            nodes += np.bincount(root_of, minlength=count_roots)
+            depth[np.unique(root_of)] = len(levels) - 1
             cost_per_node = (time.perf_counter() - level_started) / count
-            values = self._backup([_copy_values(level) for level in levels])
-            decided = len(levels) - 1
+            values = self._backup([_copy_values(level) for level in levels], count_roots)
             if terminal.all():
                 break
-        # equal values (a lost or won position, or a flat value head): the network's favourite among the best
-        move = fallback if decided == 0 else int(np.nanargmax(values + 1e-6 * root.probs[0, me]))
-        return SearchResult(move, decided, nodes, tuple(float(v) for v in values), time.perf_counter() - started,
-                            prior)
+        seconds = time.perf_counter() - started
+        root = levels[0]
+        results = []
+        for i in range(count_roots):
+            prior = root.probs[i, me[i]]
+            if depth[i] == 0:
+                move = self._moves(prior, root.allowed[i, me[i]], 1)[0]
+            else:  # equal values (a lost or won position, a flat value head): the network's favourite among them
+                move = int(np.nanargmax(values[i] + 1e-6 * prior))
+            results.append(SearchResult(move, int(depth[i]), int(nodes[i]), tuple(float(v) for v in values[i]),
+                                        seconds, tuple(float(p) for p in prior)))
+        return results
 
 
-def territory_value(games: Games, me: int) -> np.ndarray:
-    """(N,) in (-1, 1): my territory and length against the best other snake's (what minimax snakes score)."""
-    counts = np.empty(games.alive().shape, np.int64)
+def territory_value(games: Games, me: np.ndarray) -> np.ndarray:
+    """(N,) in (-1, 1): the territory and length of snake ``me[i]`` of board i against the best other snake's
+    (what minimax snakes score)."""
+    alive = games.alive()
+    counts = np.empty(alive.shape, np.int64)
     territory_counts(games.state, games.params, games.settings.rules.wrapped, counts)
     cells = games.settings.width * games.settings.height
-    others = np.delete(np.arange(counts.shape[1]), me)
-    lengths = np.where(games.alive(), games.state.length, 0)
-    if others.size == 0:
-        return np.tanh(counts[:, me] / cells)
-    lead = counts[:, me] - counts[:, others].max(axis=1)
-    longer = lengths[:, me] - lengths[:, others].max(axis=1)
+    nodes = np.arange(len(me))
+    lengths = np.where(alive, games.state.length, 0).astype(np.int64)
+    if counts.shape[1] == 1:
+        return np.tanh(counts[nodes, me] / cells)
+    others = np.ones(alive.shape, bool)
+    others[nodes, me] = False
+    lead = counts[nodes, me] - np.where(others, counts, -1).max(axis=1)
+    longer = lengths[nodes, me] - np.where(others, lengths, -1).max(axis=1)
     return np.tanh(3.0 * lead / cells + 0.25 * longer)
 
 

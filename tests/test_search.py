@@ -35,14 +35,14 @@ def test_the_backup_takes_my_best_move_against_the_worst_reply() -> None:
     root = _Level(None, np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1), np.zeros(1, bool), dummy, dummy)
     children = _Level(None, np.zeros(4, np.int64), np.array([UP, UP, LEFT, LEFT]), np.array([0.5, -0.2, 0.1, 0.3]),
                       np.zeros(4, bool), np.zeros((4, 1, 4)), np.zeros((4, 1, 4)))
-    values = NetworkSearch._backup([root, children])
+    values = NetworkSearch._backup([root, children])[0]
     assert values[UP] == pytest.approx(-0.2) and values[LEFT] == pytest.approx(0.1)
     assert np.isnan(values[DOWN]) and np.isnan(values[RIGHT])
     # One level deeper, under the second child (up, reply b) only: there my up meets two replies (0.9, 0.7) and my
     # down one (0.8), so that child is worth max(min(0.9, 0.7), 0.8) = 0.8, and up becomes min(0.5, 0.8) = 0.5.
     grand = _Level(None, np.array([1, 1, 1]), np.array([UP, UP, DOWN]), np.array([0.9, 0.7, 0.8]),
                    np.zeros(3, bool), np.zeros((3, 1, 4)), np.zeros((3, 1, 4)))
-    values = NetworkSearch._backup([root, children, grand])
+    values = NetworkSearch._backup([root, children, grand])[0]
     assert values[UP] == pytest.approx(0.5) and values[LEFT] == pytest.approx(0.1)
     assert children.value[1] == pytest.approx(0.8)  # (the backup writes into what it is given: the search copies)
 
@@ -164,3 +164,32 @@ def test_serve_refuses_a_search_it_cannot_run_before_any_game(tmp_path_factory, 
         build_app(parser().parse_args(["--search", "network"]))
     with pytest.raises(ValueError, match=r"territory_weight must lie in \[0, 1\]"):
         build_app(parser().parse_args(["--model", str(folder), "--territory-weight", "2"]))
+
+
+def test_many_searches_grown_together_answer_as_each_would_alone(model) -> None:
+    games = Games(GameSettings(), num_snakes=2, batch_size=6, seed=8)
+    me = np.array([0, 1, 0, 1, 0, 1])
+    search = NetworkSearch(model.policy, SearchSettings(max_nodes=150, max_depth=2))
+    together = search.choose_many(games, me, EgocentricEncoder(view=21))
+    from battlesnake_gym.engine.state import select_games
+
+    for i, result in enumerate(together):
+        alone = search.choose(Games(games.settings, _state=select_games(games.state, i)), int(me[i]),
+                              EgocentricEncoder(view=21))
+        assert (result.move, result.depth) == (alone.move, alone.depth)
+        np.testing.assert_allclose(result.values, alone.values, rtol=1e-5)
+
+
+def test_evaluate_measures_the_search_in_process(tmp_path_factory, capsys) -> None:
+    import json
+
+    from battlesnake_server.evaluate import main
+
+    folder = exported_model(tmp_path_factory.getbasetemp())
+    assert main(["--model", str(folder), "--opponents", "safe", "--modes", "1v1", "--games", "4",
+                 "--search-nodes", "40", "--max-turns", "40", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["results"][0]["games"] == 4 and report["search"]["max_nodes"] == 40
+    assert 1 <= report["search"]["mean_depth"] and report["search"]["mean_nodes"] <= 40
+    assert main(["--model", str(folder), "--search-nodes", "-1"]) == 2
+    assert "--search-nodes must be >= 0" in capsys.readouterr().err

@@ -1,9 +1,8 @@
-"""``battlesnake-rl train`` and ``battlesnake-rl evaluate``: the training layer's commands."""
+"""``battlesnake-rl train``: the training layer's command (``evaluate`` lives with the arena, in
+``battlesnake_server.evaluate``: it needs only the exported model)."""
 
 from __future__ import annotations
 
-import argparse
-import json
 import runpy
 import sys
 import time
@@ -29,29 +28,3 @@ def train(argv: Sequence[str] | None = None) -> int:
         argv = ["--out", str(Path("runs") / name), *argv]
     module = runpy.run_path(str(TRAIN_SCRIPT), run_name="battlesnake_train")
     return int(module["main"](argv) or 0)
-
-
-def evaluate(argv: Sequence[str] | None = None) -> int:
-    """Play a trained model against bots in 1v1 and 4-player games; win/draw/loss rates with 95% intervals."""
-    from battlesnake_gym.evaluation import evaluate as run_evaluation
-    from battlesnake_policy import ModelError, load_model
-
-    parser = argparse.ArgumentParser(prog="battlesnake-rl evaluate", description=evaluate.__doc__)
-    parser.add_argument("--model", required=True, type=Path, help="exported model (.pt or .onnx) or a run folder")
-    parser.add_argument("--opponents", default="safe,greedy,flood", help="comma-separated bot names")
-    parser.add_argument("--games", type=int, default=200, help="games per opponent and mode")
-    parser.add_argument("--modes", default="1v1,ffa4", help="1v1 and/or ffa4")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    args = parser.parse_args(argv)
-    try:
-        model = load_model(args.model)
-        spec = model.spec
-        report = run_evaluation(model.policy, opponents=args.opponents.split(","), games=args.games,
-                                modes=args.modes.split(","), settings=spec.settings(), encoder=spec.make_encoder(),
-                                seed=args.seed, max_turns=spec.max_turns)
-    except (ValueError, FileNotFoundError, ModelError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(report.to_dict(), indent=2) if args.json else report.table())
-    return 0
