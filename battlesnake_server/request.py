@@ -20,8 +20,14 @@ from battlesnake_gym.engine.rulesets import MAX_BOARD, MIN_BOARD
 
 #: Longest error message sent back: a message quotes the offending value, which may be huge.
 MAX_ERROR_CHARS = 400
-#: Longest game or snake id kept (ids key the per-game sessions).
+#: Longest game or snake id kept (ids key the per-game sessions), and longest name, shout, squad, latency, ruleset,
+#: map or source string read.
 MAX_ID_CHARS = 256
+MAX_NAME_CHARS = 256
+#: Longest ``game.timeout`` taken, in milliseconds (a move is computed within it: a bound on what one request holds).
+MAX_TIMEOUT_MS = 60_000
+#: Hazard entries a board may hold per cell (hazards stack on some maps; none stacks anywhere near this high).
+MAX_HAZARDS_PER_CELL = 32
 #: Segments a body may hold beyond the board's cells: three stacked at the start, one more per meal and turn of
 #: constrictor growth stay stacked on the tail, so a real body never comes close.
 BODY_SLACK = 8
@@ -100,24 +106,61 @@ def _field(parent: Mapping, key: str, path: str) -> Any:
 def _object(parent: Mapping, key: str, path: str) -> Mapping:
     value = _field(parent, key, path)
     if not isinstance(value, Mapping):
-        raise RequestError(f"{path}.{key} must be an object, got {value!r}")
+        raise RequestError(f"{path}.{key} must be an object, got {short(value)}")
     return value
 
 
 def _id(parent: Mapping, key: str, path: str) -> str:
     value = _field(parent, key, path)
     if not isinstance(value, str) or not value:
-        raise RequestError(f"{path}.{key} must be a non-empty string, got {value!r}")
+        raise RequestError(f"{path}.{key} must be a non-empty string, got {short(value)}")
     if len(value) > MAX_ID_CHARS:
-        raise RequestError(f"{path}.{key} is longer than {MAX_ID_CHARS} characters")
+        raise RequestError(f"{path}.{key} is longer than {MAX_ID_CHARS} characters ({len(value)})")
     return value
 
 
-def _positive_int(parent: Mapping, key: str, path: str) -> int:
+def short(value: Any, chars: int = 60) -> str:
+    """``repr(value)`` cut to ``chars`` characters: error messages quote values that may be huge (a 400-digit
+    integer, a long string) and must still name the field."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**chars:
+        return f"an integer of {len(str(abs(value)))} digits"
+    text = repr(value)
+    return text if len(text) <= chars else text[: chars - 3] + "..."
+
+
+def _positive_int(parent: Mapping, key: str, path: str, most: int) -> int:
     value = _field(parent, key, path)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise RequestError(f"{path}.{key} must be a positive integer, got {value!r}")
+        raise RequestError(f"{path}.{key} must be a positive integer, got {short(value)}")
+    if value > most:
+        raise RequestError(f"{path}.{key} must be at most {most}, got {short(value)}")
     return value
+
+
+def _short_string(parent: Mapping, key: str, path: str, required: bool = False) -> str | None:
+    """A string field of at most ``MAX_NAME_CHARS`` characters (None when absent or null and not ``required``)."""
+    value = parent.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value):
+        kind = "a non-empty string" if required else "a string"
+        raise RequestError(f"{path}.{key} must be {kind}, got {short(value)}")
+    if len(value) > MAX_NAME_CHARS:
+        raise RequestError(f"{path}.{key} is longer than {MAX_NAME_CHARS} characters ({len(value)})")
+    return value
+
+
+def _check_snake_strings(snake: Any, path: str) -> None:
+    """The snake entry's id and the strings the API adds to it (name, shout, squad, latency) are bounded."""
+    if not isinstance(snake, Mapping):
+        return  # board_from_json names the problem
+    sid = snake.get("id")
+    if isinstance(sid, str) and len(sid) > MAX_ID_CHARS:
+        raise RequestError(f"{path}.id is longer than {MAX_ID_CHARS} characters ({len(sid)})")
+    for key in ("name", "shout", "squad", "latency"):
+        value = snake.get(key)
+        if isinstance(value, str) and len(value) > MAX_NAME_CHARS:
+            raise RequestError(f"{path}.{key} is longer than {MAX_NAME_CHARS} characters ({len(value)})")
 
 
 def parse_game(body: Mapping) -> GameInfo:
@@ -129,19 +172,17 @@ def parse_game(body: Mapping) -> GameInfo:
     game = _object(body, "game", "body")
     game_id = _id(game, "id", "game")
     ruleset = _object(game, "ruleset", "game")
-    name = ruleset.get("name")
-    if not isinstance(name, str) or not name:
-        raise RequestError(f"game.ruleset.name must be a non-empty string, got {name!r}")
+    name = _short_string(ruleset, "name", "game.ruleset", required=True)
     settings = ruleset.get("settings", {})
     if not isinstance(settings, Mapping):
-        raise RequestError(f"game.ruleset.settings must be an object, got {settings!r}")
-    game_map = game.get("map", "")
-    if game_map is None:
-        game_map = ""
-    if not isinstance(game_map, str):
-        raise RequestError(f"game.map must be a string, got {game_map!r}")
-    timeout = _positive_int(game, "timeout", "game")
+        raise RequestError(f"game.ruleset.settings must be an object, got {short(settings)}")
+    game_map = _short_string(game, "map", "game") or ""
+    source = game.get("source")
+    if isinstance(source, str) and len(source) > MAX_NAME_CHARS:  # not read: bounded only
+        raise RequestError(f"game.source is longer than {MAX_NAME_CHARS} characters ({len(source)})")
+    timeout = _positive_int(game, "timeout", "game", MAX_TIMEOUT_MS)
     you = _object(body, "you", "body")
+    _check_snake_strings(you, "you")
     notes = []
     if name not in RULESETS:
         notes.append(f"unknown ruleset {name[:40]!r}: played as 'standard'")
@@ -149,6 +190,21 @@ def parse_game(body: Mapping) -> GameInfo:
         notes.append(f"unknown map {game_map[:40]!r}: played as 'standard' (the board's hazards are still seen)")
     return GameInfo(game_id=game_id, you_id=_id(you, "id", "you"), timeout_ms=timeout, ruleset=name, map=game_map,
                     settings_json=settings, notes=tuple(notes))
+
+
+def parse_start(body: Mapping, limits: Limits = Limits()) -> tuple[GameInfo, list[str]]:
+    """A ``/start`` body: the game part (``parse_game``) and the ids of the board's snakes in board order, as far as
+    the board lists them (a board the server cannot read yet is the first ``/move``'s business)."""
+    info = parse_game(body)
+    board = body.get("board")
+    snakes = board.get("snakes") if isinstance(board, Mapping) else None
+    if not isinstance(snakes, list):
+        return info, []
+    if len(snakes) > limits.max_snakes:
+        raise RequestError(f"board.snakes holds {len(snakes)} snakes; this server plays at most {limits.max_snakes}")
+    for i, snake in enumerate(snakes):
+        _check_snake_strings(snake, f"board.snakes[{i}]")
+    return info, [s["id"] for s in snakes if isinstance(s, Mapping) and isinstance(s.get("id"), str)]
 
 
 def _all_integers(settings: Mapping) -> bool:
@@ -188,11 +244,19 @@ def _check_sizes(board: Mapping, limits: Limits) -> None:
         return  # board_from_json names the problem
     if len(snakes) > limits.max_snakes:
         raise RequestError(f"board.snakes holds {len(snakes)} snakes; this server plays at most {limits.max_snakes}")
+    for i, snake in enumerate(snakes):
+        _check_snake_strings(snake, f"board.snakes[{i}]")
     width, height = board.get("width"), board.get("height")
     if not all(isinstance(v, int) and not isinstance(v, bool) and MIN_BOARD <= v <= MAX_BOARD
                for v in (width, height)):
         return  # board_from_json names the problem
-    most = width * height + BODY_SLACK
+    cells = width * height
+    for key, most in (("food", cells), ("hazards", cells * MAX_HAZARDS_PER_CELL)):
+        points = board.get(key)
+        if isinstance(points, list) and len(points) > most:
+            raise RequestError(f"board.{key} holds {len(points)} points; a {width}x{height} board holds at most "
+                               f"{most}")
+    most = cells + BODY_SLACK
     for i, snake in enumerate(snakes):
         body = snake.get("body") if isinstance(snake, Mapping) else None
         if isinstance(body, list) and len(body) > most:

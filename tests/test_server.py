@@ -14,6 +14,8 @@ import subprocess
 import sys
 import tarfile
 import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ from battlesnake_gym.observations import EgocentricEncoder, action_mask, make_en
 from battlesnake_policy import PolicySpec
 from battlesnake_server.app import Appearance, SnakeApp, normalize_path
 from battlesnake_server.players import ModelError, ModelPlayer, load_model
-from battlesnake_server.request import RequestError, parse_move
+from battlesnake_server.request import MAX_TIMEOUT_MS, RequestError, parse_move
 from battlesnake_server.safety import RISKY, SAFE, SURE_DEATH, SafetyLayer, assess_moves, rollout_values
 from battlesnake_server.sagemaker_inference import (
     InvocationError,
@@ -37,6 +39,7 @@ from battlesnake_server.sagemaker_inference import (
     package_model,
     predict_fn,
 )
+from battlesnake_server.search import NetworkSearch
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO.parent / "shared" / "api-samples"
@@ -94,6 +97,12 @@ def move_body(board: dict, you: str = "a", *, ruleset: str = "standard", game_ma
                                                 GameSettings().to_api()},
                      "map": game_map, "timeout": timeout, "source": ""},
             "turn": turn, "board": {**board, "snakes": live}, "you": {"id": you}}
+
+
+def patient(body: dict) -> dict:
+    """``body`` with the longest ``game.timeout`` the server takes: for tests of what the player does, which must not
+    depend on how fast this machine is (the deadline tests are below)."""
+    return {**body, "game": {**body["game"], "timeout": MAX_TIMEOUT_MS}}
 
 
 def picture_games(picture: str, *, ruleset: str = "standard", damage: int = 14, **facts) -> Games:
@@ -183,7 +192,7 @@ def test_the_exported_model_answers_recorded_requests_on_every_ruleset(shared, m
     for name in ("cli-export-standard-4snakes.jsonl", "cli-export-royale-shrink5.jsonl",
                  "cli-export-wrapped-solo.jsonl", "cli-export-constrictor-empty-3snakes.jsonl"):
         for frame in recorded_frames(name)[::4]:
-            body = {**frame, "you": frame["board"]["snakes"][0]} if frame["board"]["snakes"] else None
+            body = patient({**frame, "you": frame["board"]["snakes"][0]}) if frame["board"]["snakes"] else None
             if body is None:
                 continue
             status, reply = app.handle("POST", "/move", json.dumps(body).encode())
@@ -404,6 +413,11 @@ _MANY_SNAKES = [{"id": f"s{i}", "health": 50, "body": [{"x": 0, "y": 0}]} for i 
     ("game.timeout", _DELETE, "missing the field 'timeout'"),
     ("game.timeout", 0, "game.timeout must be a positive integer"),
     ("game.timeout", "500", "game.timeout must be a positive integer"),
+    ("game.timeout", 10**400, "game.timeout must be at most 60000, got an integer of 401 digits"),
+    ("game.timeout", 2**63, "game.timeout must be at most 60000"),
+    ("game.source", "s" * 300, "game.source is longer than 256"),
+    ("game.ruleset.name", "r" * 300, "game.ruleset.name is longer than 256"),
+    ("game.map", "m" * 300, "game.map is longer than 256"),
     ("game.ruleset.name", None, "game.ruleset.name"),
     ("game.ruleset.settings", "fast", "settings must be an object"),
     ("game.ruleset.settings.foodSpawnChance", "lots", "food_spawn_chance"),
@@ -411,6 +425,7 @@ _MANY_SNAKES = [{"id": f"s{i}", "health": 50, "body": [{"x": 0, "y": 0}]} for i 
     ("turn", _DELETE, "missing the field 'turn'"),
     ("turn", -1, "turn must be in"),
     ("turn", 2.5, "turn must be an integer"),
+    ("turn", 10**400, "turn must be in"),
     ("board", _DELETE, "missing the field 'board'"),
     ("board.width", 1000, "board.width must be in"),
     ("board.height", "11", "board.height must be an integer"),
@@ -422,6 +437,16 @@ _MANY_SNAKES = [{"id": f"s{i}", "health": 50, "body": [{"x": 0, "y": 0}]} for i 
     ("board.snakes.0.body", [{"x": 1, "y": 1}] * 200, "200 segments"),
     ("board.snakes.0.health", 101, "health must be in [0, 100]"),
     ("board.snakes.0.id", None, "id must be a non-empty string"),
+    ("board.snakes.1.id", "i" * 10**6, "board.snakes[1].id is longer than 256 characters (1000000)"),
+    ("board.snakes.1.name", "n" * 300, "board.snakes[1].name is longer than 256"),
+    ("board.snakes.1.shout", "s" * 300, "board.snakes[1].shout is longer than 256"),
+    ("board.snakes.1.latency", "9" * 300, "board.snakes[1].latency is longer than 256"),
+    ("board.snakes.0.health", 10**400, "board.snakes[0].health"),
+    ("board.snakes.0.body.0.x", -(10**400), "board.snakes[0]"),
+    ("board.food", [{"x": 1, "y": 1}] * 122, "board.food holds 122 points; a 11x11 board holds at most 121"),
+    ("board.hazards", [{"x": 1, "y": 1}] * 5000, "board.hazards holds 5000 points"),
+    ("you.id", "y" * 300, "you.id is longer than 256"),
+    ("you.name", "n" * 300, "you.name is longer than 256"),
     ("board.food", "none", "board.food must be a list"),
     ("board.food", [{"x": 1}], "missing 'y'"),
     ("board.hazards", [{"x": 99, "y": 0}], "off the 11x11 board"),
@@ -472,7 +497,9 @@ def test_settings_the_engine_does_not_take_are_played_with_its_defaults(shared: 
 
 
 def _json_values() -> st.SearchStrategy:
-    scalars = st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=False) | st.text(max_size=8)
+    huge = st.sampled_from([2**31, 2**32, 2**63 - 1, 2**63, 2**64, -(2**63) - 1, 10**400, -(10**400), 60_001])
+    scalars = (st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.integers() | huge | st.floats()
+               | st.text(max_size=8) | st.text(min_size=257, max_size=2000))
     return st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6),
                                                                                               inner, max_size=4),
                         max_leaves=12)
@@ -556,6 +583,14 @@ def test_idle_sessions_are_forgotten_and_the_store_never_grows_past_its_bound(sh
     assert [game for game, _ in app.sessions.keys()] == ["late"]
 
 
+def test_a_start_with_an_overlong_snake_id_is_refused_and_opens_no_session(shared: Path) -> None:
+    app = SnakeApp(safety=NO_SEARCH)
+    body = _set(_bodies("g-long"), "board.snakes.2.id", "x" * 100_000)
+    status, reply = app.handle("POST", "/start", json.dumps(body).encode())
+    assert status == 400 and "board.snakes[2].id is longer than 256" in reply["error"]
+    assert len(app.sessions) == 0
+
+
 def test_get_root_tells_the_engine_the_configured_appearance() -> None:
     app = SnakeApp(appearance=Appearance(author="me", color="#ff8800", head="beluga", tail="bolt"))
     assert app.handle("GET", "/") == (200, {"apiversion": "1", "author": "me", "color": "#ff8800", "head": "beluga",
@@ -625,7 +660,7 @@ def test_a_model_whose_encoder_cannot_follow_the_board_leaves_the_game_to_the_bo
     assert plan.encoder is None and "(13, 13, 5)" in plan.note
     app = SnakeApp(player, safety=NO_SEARCH)
     frame = recorded_frames("cli-export-standard-4snakes.jsonl")[5]
-    big = copy.deepcopy(frame)
+    big = patient(copy.deepcopy(frame))
     big["board"].update(width=19, height=19)
     status, reply = app.handle("POST", "/move", json.dumps(big).encode())
     assert status == 200 and app.counters["bot_moves"] == 1 and not player.policy.seen
@@ -639,7 +674,7 @@ def test_a_legacy_model_keeps_its_snake_slots_after_snakes_die(shared: Path) -> 
     app.handle("POST", "/start", json.dumps({**frames[0], "you": you}).encode())
     late = frames[-2]  # three snakes left
     assert len(late["board"]["snakes"]) == 3
-    status, _ = app.handle("POST", "/move", json.dumps({**late, "you": you}).encode())
+    status, _ = app.handle("POST", "/move", json.dumps(patient({**late, "you": you})).encode())
     assert status == 200 and app.counters["bot_moves"] == 0 and policy.seen[-1].shape == (1, 13, 13, 5)
 
 
@@ -653,6 +688,93 @@ def test_the_model_player_feeds_the_policy_its_encoder_view_and_the_mask(shared:
     expected = np.exp(logits - logits.max())
     np.testing.assert_allclose(prefs, expected / expected.sum(), rtol=1e-5)
     assert isinstance(player.plan(req.settings, 4).encoder, EgocentricEncoder)
+
+
+# ---------------------------------------------------------------- deadlines
+
+
+class SleepyPolicy(FixedPolicy):
+    """A policy whose forward pass (and value head, for a search) sleeps ``seconds``: far past any move deadline."""
+
+    has_value = True
+
+    def __init__(self, obs_shape: tuple[int, ...], seconds: float, *, sleepy_logits: bool = True):
+        super().__init__(obs_shape)
+        self.seconds, self.sleepy_logits = seconds, sleepy_logits
+
+    def logits(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if self.sleepy_logits:
+            time.sleep(self.seconds)
+        return super().logits(obs, mask)
+
+    def evaluate(self, obs: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        time.sleep(self.seconds)
+        return super().logits(obs, mask), np.zeros(len(obs))
+
+
+def _timed_move(app: SnakeApp, body: dict) -> tuple[str, float]:
+    """(the move, seconds from the request's arrival to the reply), once the kernels that read a board and pick the
+    fallback are loaded (numba's cache), as the server's warm-up does before the first game."""
+    req = parse_move(body)
+    SafetyLayer().choose(req.games, req.you, np.full(4, 0.25))
+    received = time.perf_counter()
+    reply = app.move(body, received)
+    return reply["move"], time.perf_counter() - received
+
+
+def test_a_model_slower_than_the_deadline_is_abandoned_and_the_fallback_sent_in_time(shared: Path) -> None:
+    app = SnakeApp(ModelPlayer(SleepyPolicy((10, 21, 21), 2.0), TINY_CONFIG), safety=NO_SEARCH)
+    body = _set(_valid_body(), "game.timeout", 300)  # deadline: 300 - 100 ms margin after arrival
+    move, seconds = _timed_move(app, body)
+    assert seconds < 0.3 and app.counters["deadline_moves"] == 1 and app.counters["moves"] == 1
+    assert_not_avoidably_fatal(body, move)  # the safety layer's own pick
+
+
+def test_a_search_slower_than_the_deadline_leaves_the_move_to_the_safety_layer_in_time(shared: Path) -> None:
+    policy = SleepyPolicy((10, 21, 21), 2.0, sleepy_logits=False)  # quick policy, every search level too slow
+    app = SnakeApp(ModelPlayer(policy, TINY_CONFIG), safety=NO_SEARCH, search=NetworkSearch(policy), search_ms=250)
+    body = _set(_valid_body(), "game.timeout", 300)
+    move, seconds = _timed_move(app, body)
+    assert seconds < 0.3 and app.counters["deadline_moves"] == 1 and app.counters["searched_moves"] == 0
+    assert len(policy.seen) == 1  # the policy's preferences were in: the layer chose among them
+    assert_not_avoidably_fatal(body, move)
+
+
+def test_work_abandoned_at_the_deadline_does_not_pile_up(shared: Path) -> None:
+    app = SnakeApp(ModelPlayer(SleepyPolicy((10, 21, 21), 0.5), TINY_CONFIG), safety=NO_SEARCH, workers=2)
+    body = _set(_valid_body(), "game.timeout", 250)
+    with ThreadPoolExecutor(12) as pool:  # twelve games at once against two workers, each busy for 0.5 s
+        timings = list(pool.map(lambda _: _timed_move(app, body), range(12)))
+    assert all(seconds < 0.25 for _, seconds in timings)
+    assert app.counters["deadline_moves"] == 12
+    deadline = time.monotonic() + 10
+    while app._queued:  # the waiting moves are dropped as soon as a worker finds them past their deadline
+        assert time.monotonic() < deadline, "abandoned moves were still queued"
+        time.sleep(0.05)
+    assert len(app.model.policy.seen) == 2  # only the two that found a free worker in time were thought about
+
+
+def test_moves_beyond_the_queue_bound_get_the_fallback_without_waiting(shared: Path, monkeypatch) -> None:
+    from battlesnake_server import app as app_module
+
+    monkeypatch.setattr(app_module, "QUEUE_PER_WORKER", 2)
+    app = SnakeApp(ModelPlayer(SleepyPolicy((10, 21, 21), 0.5), TINY_CONFIG), safety=NO_SEARCH, workers=2)
+    body = _set(_valid_body(), "game.timeout", 250)
+    with ThreadPoolExecutor(12) as pool:
+        timings = sorted(seconds for _, seconds in pool.map(lambda _: _timed_move(app, body), range(12)))
+    assert all(seconds < 0.25 for seconds in timings) and app._queued <= 4
+    assert timings[7] < 0.1  # at least eight answered at once, without waiting for the deadline (150 ms)
+
+
+def test_a_failing_model_is_logged_and_the_bot_proposes(shared: Path) -> None:
+    class Broken(FixedPolicy):
+        def logits(self, obs, mask):
+            raise RuntimeError("the model is broken")
+
+    app = SnakeApp(ModelPlayer(Broken((10, 21, 21)), TINY_CONFIG), safety=NO_SEARCH)
+    status, reply = app.handle("POST", "/move", json.dumps(patient(_valid_body())).encode())
+    assert status == 200 and reply["move"] in MOVE_NAMES
+    assert app.counters["errors"] == 1 and app.counters["bot_moves"] == 1 and app.counters["deadline_moves"] == 0
 
 
 # ---------------------------------------------------------------- the SageMaker handler functions
@@ -679,6 +801,38 @@ def test_the_sagemaker_handlers_refuse_bad_requests_with_a_status(shared: Path, 
     with pytest.raises(InvocationError) as error:
         predict_fn(input_fn(json.dumps(_set(_valid_body(), "board.width", 10**6)), "application/json"), app)
     assert error.value.status_code == 400 and "board.width" in error.value.message
+
+
+@pytest.mark.parametrize(("path", "value", "fragment"), [
+    ("game.timeout", 10**400, "game.timeout must be at most 60000"),
+    ("board.snakes.1.id", "i" * 10**5, "board.snakes[1].id is longer than 256"),
+    ("you.name", "n" * 300, "you.name is longer than 256"),
+    ("turn", 2**64, "turn must be in"),
+    ("board.snakes.0.health", -(10**400), "board.snakes[0].health"),
+])
+def test_the_sagemaker_handlers_answer_out_of_bounds_input_with_a_400_naming_the_field(
+        shared: Path, path: str, value: Any, fragment: str) -> None:
+    data = input_fn(json.dumps(_set(_valid_body(), path, value)), "application/json")
+    with pytest.raises(InvocationError) as error:
+        predict_fn(data, _FUZZ_APP)
+    assert error.value.status_code == 400 and fragment in error.value.message
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(_FUZZ_PATHS), _json_values() | st.just(_DELETE)), min_size=1, max_size=3))
+def test_fuzzed_bodies_through_the_sagemaker_handlers_get_a_move_or_a_400(shared, edits: list) -> None:
+    body = _valid_body()
+    for path, value in edits:
+        try:
+            _set(body, path, value)
+        except (KeyError, IndexError, TypeError, ValueError):
+            continue
+    try:
+        text, _ = output_fn(predict_fn(input_fn(json.dumps(body), "application/json"), _FUZZ_APP), "*/*")
+    except InvocationError as e:
+        assert e.status_code == 400
+    else:
+        assert json.loads(text)["move"] in MOVE_NAMES
 
 
 def test_the_endpoint_falls_back_to_the_onnx_policy_when_the_torchscript_file_does_not_load(model_dir: Path,
