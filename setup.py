@@ -28,6 +28,7 @@ setup(
         "gymnasium==1.2.2",  # the version ray[rllib] 2.60 pins
         "pettingzoo>=1.25",
         "pillow>=10",
+        "h11>=0.14",  # HTTP/1.1 of the arena server (battlesnake-rl serve) and its referee (battlesnake-rl play)
     ],
     extras_require={
         # torch is pinned to the CPU build this machine kind's pip finds locally; a newer torch pulls CUDA (GBs).

@@ -11,7 +11,9 @@ What it does, like the CLI: ``GET /`` each snake server once for its customizati
 turn, the ``/move`` requests of all live HTTP snakes are sent at once (bodies shaped like the CLI's: ``game`` with the
 ruleset's full settings object, ``turn``, ``board`` of live snakes with ``latency`` strings, ``you``) and each must
 come back within ``game.timeout`` ms; a late, failed or invalid reply counts as a timeout and the engine repeats the
-snake's last move (``up`` on the first turn). Bots decide their seats in-process. The turn runs on the engine; the
+snake's last move (``up`` on the first turn). Each exchange is bounded as a whole, in time (``game.timeout`` plus
+``LATE_GRACE_S``, however the server trickles its reply) and in size (``MAX_REPLY_BYTES``), so a misbehaving server
+costs a game a timeout, never a hang. Bots decide their seats in-process. The turn runs on the engine; the
 game ends when the rules say so (the last survivor is asked for one more move, as the CLI asks), then ``POST /end``
 goes to each server. ``-o`` writes the game as the CLI's ``--output`` does (replayable by ``battlesnake-rl
 conformance``).
@@ -23,8 +25,9 @@ serve`` snake on this machine answers every request, with a p99 latency of a few
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
+import socket
+import ssl
 import sys
 import threading
 import time
@@ -35,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
+import h11
 import numpy as np
 
 from battlesnake_gym.bots import BOTS, make_bot
@@ -54,8 +58,23 @@ class Seat:
     bot: str | None = None
 
 
+#: Bytes of a reply the referee reads at most (a move or a snake's customizations take a few hundred).
+MAX_REPLY_BYTES = 64 * 1024
+#: Seconds past ``game.timeout`` a reply may still arrive and be counted as late rather than cut off.
+LATE_GRACE_S = 0.25
+
+
+class ReplyError(OSError):
+    """A reply the referee does not take: not HTTP, larger than ``MAX_REPLY_BYTES``, or cut short."""
+
+
 class HttpSnake:
-    """One snake server: a keep-alive connection (re-opened after any error), as the engine's HTTP client keeps one."""
+    """One snake server: a keep-alive connection (re-opened after any error), as the engine's HTTP client keeps one.
+
+    Every exchange is bounded as a whole: connecting, sending and reading the reply must all be done within
+    ``timeout_ms`` plus ``LATE_GRACE_S`` (a server that trickles its reply a byte at a time is cut off then, not
+    waited for read by read), and a reply may hold ``MAX_REPLY_BYTES`` at most. HTTP/1.1 is spoken through h11.
+    """
 
     def __init__(self, url: str, timeout_ms: int):
         parts = urlsplit(url)
@@ -64,34 +83,82 @@ class HttpSnake:
         self.url = url
         self.base = parts.path.rstrip("/")
         self._https = parts.scheme == "https"
-        self._host, self._port = parts.hostname, parts.port
+        self._host = parts.hostname
+        self._port = parts.port or (443 if self._https else 80)
+        self._host_header = parts.netloc.rsplit("@", 1)[-1].encode("idna")
         self.timeout_s = timeout_ms / 1000.0
-        self._conn: http.client.HTTPConnection | None = None
+        self._sock: socket.socket | None = None
+        self._http: h11.Connection | None = None
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes, float]:
-        """(status, reply body, milliseconds); raises OSError / HTTPException on network failures and timeouts."""
-        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json"} if data is not None else {}
+        """(status, reply body, milliseconds); raises OSError (``TimeoutError``, ``ReplyError``...) on network
+        failures, timeouts and replies it does not take."""
+        data = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+        headers = [(b"host", self._host_header), (b"user-agent", b"battlesnake-rl-referee"),
+                   (b"content-length", str(len(data)).encode())]
+        if body is not None:
+            headers.append((b"content-type", b"application/json"))
         started = time.perf_counter()
-        if self._conn is None:
-            kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-            # a little past the game's timeout, so a late reply is seen (and counted as late) rather than cut off
-            self._conn = kind(self._host, self._port, timeout=self.timeout_s + 0.25)
+        deadline = started + self.timeout_s + LATE_GRACE_S
         try:
-            self._conn.request(method, self.base + path, body=data, headers=headers)
-            response = self._conn.getresponse()
-            reply = response.read()
-        except (OSError, http.client.HTTPException):
+            if self._sock is None:
+                self._connect(deadline)
+            out = self._http.send(h11.Request(method=method, target=(self.base + path).encode(), headers=headers))
+            out += self._http.send(h11.Data(data=data)) if data else b""
+            out += self._http.send(h11.EndOfMessage())
+            self._sock.settimeout(_left(deadline))
+            self._sock.sendall(out)
+            status, reply = self._receive(deadline)
+        except h11.ProtocolError as e:
+            self.close()
+            raise ReplyError(f"{self.url}: {e}") from None
+        except OSError:
             self.close()
             raise
-        if response.will_close:
+        if self._http.our_state is h11.DONE and self._http.their_state is h11.DONE:
+            self._http.start_next_cycle()
+        else:
             self.close()
-        return response.status, reply, (time.perf_counter() - started) * 1000.0
+        return status, reply, (time.perf_counter() - started) * 1000.0
+
+    def _connect(self, deadline: float) -> None:
+        sock = socket.create_connection((self._host, self._port), timeout=_left(deadline))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._https:
+            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self._host)
+        self._sock, self._http = sock, h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_REPLY_BYTES)
+
+    def _receive(self, deadline: float) -> tuple[int, bytes]:
+        status, reply = None, bytearray()
+        while True:
+            event = self._http.next_event()
+            if event is h11.NEED_DATA:
+                self._sock.settimeout(_left(deadline))
+                self._http.receive_data(self._sock.recv(65536))
+            elif isinstance(event, h11.Response):
+                status = event.status_code
+            elif isinstance(event, h11.Data):
+                reply += event.data
+                if len(reply) > MAX_REPLY_BYTES:
+                    raise ReplyError(f"{self.url}: a reply of more than {MAX_REPLY_BYTES} bytes")
+            elif isinstance(event, h11.EndOfMessage):
+                return status, bytes(reply)
+            elif isinstance(event, h11.ConnectionClosed):
+                raise ReplyError(f"{self.url}: the connection closed before a reply")
+            # InformationalResponse (100 Continue): read on
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        if self._sock is not None:
+            self._sock.close()
+        self._sock = self._http = None
+
+
+def _left(deadline: float) -> float:
+    """Seconds until ``deadline``; a ``TimeoutError`` when none are left."""
+    left = deadline - time.perf_counter()
+    if left <= 0:
+        raise TimeoutError("the reply did not arrive in time")
+    return left
 
 
 @dataclass
@@ -252,7 +319,7 @@ class Referee:
         started = time.perf_counter()
         try:
             status, reply, ms = client.request("POST", "/move", body)
-        except (OSError, http.client.HTTPException):
+        except OSError:
             ms = (time.perf_counter() - started) * 1000.0
             outcome, move = ("timeout" if ms >= self.timeout_ms else "error"), INVALID_MOVE
         else:
@@ -278,7 +345,7 @@ class Referee:
             status, _, _ = client.request("POST", path, body)
             if status != 200:
                 raise OSError(f"HTTP {status}")
-        except (OSError, http.client.HTTPException) as e:
+        except OSError as e:
             with _RESULT_LOCK:
                 result.setup_errors.append(f"{path} to {client.url}: {e}")
 
@@ -289,7 +356,7 @@ class Referee:
             info = json.loads(reply) if status == 200 else {}
             if isinstance(info, dict):
                 looks.update({k: info[k] for k in looks if isinstance(info.get(k), str)})
-        except (OSError, http.client.HTTPException, ValueError) as e:
+        except (OSError, ValueError) as e:
             result.setup_errors.append(f"GET / of {client.url}: {e}")
         return looks
 

@@ -5,13 +5,14 @@ How to run::
     python benchmarks/serve_latency.py                          # the bot's server
     python benchmarks/serve_latency.py --model runs/<name>      # the bot's server, then the model's
     python benchmarks/serve_latency.py --json --games 16 --parallel 8
+    python benchmarks/serve_latency.py --model runs/<name> --games 32 --parallel 32 --scenario 11x11   # load
 
 The server runs in its own process (``battlesnake-rl serve --host 127.0.0.1 --port 0``, default settings: safety
 layer with a 20 ms search). The referee of ``battlesnake-rl play`` plays ``--games`` complete games per scenario,
 ``--parallel`` at once; in each game ``--server-snakes`` seats are the server and the rest are bots (``safe`` and
 ``greedy`` in turn), played in the referee's process. A request's latency is its round trip as the referee sees it
 (connection reused, as the engine's client does): request sent, reply read. Scenarios: 11x11 with 4 snakes, 25x25
-with 16 snakes, standard rules, ``game.timeout`` 500 ms.
+with 16 snakes (``--scenario`` picks one), standard rules, ``game.timeout`` 500 ms (``--timeout-ms``).
 
 Targets: p99 <= 50 ms (11x11, 4 snakes) and <= 150 ms (25x25, 16 snakes); no timeouts. Results to expect on the
 2-core development machine: see the README's "Playing in the arena" section (they move with the host's load).
@@ -30,7 +31,7 @@ from pathlib import Path
 from battlesnake_gym.engine import GameSettings
 from battlesnake_server.referee import Referee, Seat, play_many, summarize
 
-SCENARIOS = (("11x11, 4 snakes", 11, 4, 50.0), ("25x25, 16 snakes", 25, 16, 150.0))
+SCENARIOS = {"11x11": ("11x11, 4 snakes", 11, 4, 50.0), "25x25": ("25x25, 16 snakes", 25, 16, 150.0)}
 
 
 def start_server(extra: list[str]) -> tuple[subprocess.Popen, str]:
@@ -46,10 +47,12 @@ def start_server(extra: list[str]) -> tuple[subprocess.Popen, str]:
             return proc, re.search(r"(http://\S+)", line).group(1)
 
 
-def measure(url: str, size: int, snakes: int, games: int, parallel: int, server_snakes: int, seed: int) -> dict:
+def measure(url: str, size: int, snakes: int, games: int, parallel: int, server_snakes: int, seed: int,
+            timeout_ms: int = 500) -> dict:
     seats = [Seat(f"server-{i + 1}", url=url) for i in range(server_snakes)]
     seats += [Seat(f"bot-{i + 1}", bot=("safe", "greedy")[i % 2]) for i in range(snakes - server_snakes)]
-    referee = Referee(seats, GameSettings(width=size, height=size), timeout_ms=500, max_turns=400, seed=seed)
+    referee = Referee(seats, GameSettings(width=size, height=size), timeout_ms=timeout_ms, max_turns=400,
+                      seed=seed)
     started = time.perf_counter()
     results = play_many(referee, games, parallel)
     summary = summarize(results)
@@ -64,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--parallel", type=int, default=4, help="games played at once")
     p.add_argument("--server-snakes", type=int, default=1, help="seats of each game the server plays")
     p.add_argument("--search-ms", type=float, help="the server's --search-ms (default: its default)")
+    p.add_argument("--scenario", choices=("both", *SCENARIOS), default="both", help="board(s) to play")
+    p.add_argument("--timeout-ms", type=int, default=500, help="game.timeout of every game")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
@@ -73,8 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     for player, flags in players:
         proc, url = start_server(flags + extra)
         try:
-            for name, size, snakes, target in SCENARIOS:
-                summary = measure(url, size, snakes, args.games, args.parallel, args.server_snakes, args.seed)
+            for key, (name, size, snakes, target) in SCENARIOS.items():
+                if args.scenario not in ("both", key):
+                    continue
+                summary = measure(url, size, snakes, args.games, args.parallel, args.server_snakes, args.seed,
+                                  args.timeout_ms)
                 rows.append({"player": player, "scenario": name, "target_p99_ms": target, **summary})
         finally:
             proc.terminate()

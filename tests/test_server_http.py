@@ -1,6 +1,8 @@
-"""The arena server over real HTTP: recorded requests, misbehaving clients, and complete games refereed as the official
-CLI referees them (``battlesnake_server.referee``), with the bot and with an exported policy; then the two commands
-(``battlesnake-rl serve`` and ``battlesnake-rl play``) run as a user runs them."""
+"""The arena server over real HTTP: recorded requests, misbehaving clients (bad framing, oversized heads, stalled and
+trickling requests, connection limits), complete games refereed as the official CLI referees them
+(``battlesnake_server.referee``) with the bot and with an exported policy, a referee facing misbehaving servers; then
+the two commands (``battlesnake-rl serve`` and ``battlesnake-rl play``) run as a user runs them. Load and abuse under
+many connections: tests/test_server_load.py."""
 
 from __future__ import annotations
 
@@ -10,14 +12,15 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from test_server import (
     NO_SEARCH,
-    TINY_CONFIG,
-    FixedPolicy,
     assert_not_avoidably_fatal,
     exported_model,
     recorded_frames,
@@ -27,8 +30,8 @@ from battlesnake_gym import conformance
 from battlesnake_gym.engine import MOVE_NAMES, GameSettings
 from battlesnake_server.app import SnakeApp
 from battlesnake_server.httpd import start_in_thread
-from battlesnake_server.players import ModelPlayer, load_model
-from battlesnake_server.referee import Referee, Seat, play_many, summarize
+from battlesnake_server.players import load_model
+from battlesnake_server.referee import LATE_GRACE_S, Referee, Seat, play_many, summarize
 from battlesnake_server.request import Limits
 from battlesnake_server.safety import SafetyLayer
 
@@ -36,14 +39,31 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def server():
-    """The bot's server on a free loopback port (safety layer with a short search, as served by default)."""
+def bot_app() -> SnakeApp:
+    """The bot's app (safety layer with a short search, as served by default), warmed up."""
     app = SnakeApp(safety=SafetyLayer(search_ms=5), limits=Limits(max_body_bytes=64 * 1024))
     app.warm_up()
-    srv = start_in_thread(app, max_connections=8)
+    return app
+
+
+@pytest.fixture(scope="module")
+def server(bot_app):
+    """The bot's server on a free loopback port."""
+    srv = start_in_thread(bot_app, max_connections=8)
     yield srv
     srv.shutdown()
     srv.server_close()
+
+
+@contextmanager
+def serving(app: SnakeApp, **limits):
+    """A server of ``app`` with these ``ServerLimits`` for one test."""
+    srv = start_in_thread(app, **limits)
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
 
 
 def _request(srv, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
@@ -61,10 +81,32 @@ def _raw(srv, data: bytes, wait: float = 10.0) -> bytes:
     """Send raw bytes on a fresh connection and read until the server closes it."""
     with socket.create_connection(srv.server_address[:2], timeout=wait) as sock:
         sock.sendall(data)
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
+        return _read_to_close(sock)
+
+
+def _read_to_close(sock: socket.socket) -> bytes:
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _stalled(srv, source: str = "127.0.0.1") -> socket.socket:
+    """A connection from ``source`` (any 127.x.y.z address is this machine) that began a request and stalls."""
+    sock = socket.create_connection(srv.server_address[:2], timeout=10, source_address=(source, 0))
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # the headers never end
+    return sock
+
+
+def _get_root(srv, source: str = "127.0.0.1") -> bytes:
+    with socket.create_connection(srv.server_address[:2], timeout=10, source_address=(source, 0)) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        return _read_to_close(sock)
+
+
+def _move_bytes() -> bytes:
+    frame = recorded_frames("cli-export-standard-duel.jsonl")[3]
+    return json.dumps({**frame, "you": frame["board"]["snakes"][0]}).encode()
 
 
 # ---------------------------------------------------------------- requests
@@ -95,51 +137,109 @@ def test_garbage_on_the_wire_gets_a_json_error_and_the_connection_closed(server)
     reply = _raw(server, b"\x00\x01 not http at all\r\n\r\n")
     head, _, body = reply.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400") and "error" in json.loads(body)
-    assert _raw(server, b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 414")
+    assert _raw(server, b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 414")
+    headers = b"".join(b"X-%d: %s\r\n" % (i, b"v" * 1000) for i in range(40))
+    assert _raw(server, b"GET / HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n").startswith(b"HTTP/1.1 431")
+
+
+def test_a_head_too_long_is_refused_while_it_is_still_arriving(server) -> None:
+    with socket.create_connection(server.server_address[:2], timeout=10) as sock:
+        sock.sendall(b"GET /" + b"a" * 20000)
+        reply = b""
+        try:
+            for _ in range(10):  # the request line never ends: refused once the server holds too much of it
+                sock.sendall(b"a" * 10000)
+        except OSError:
+            pass  # closed under us: the reply is in the socket's buffer
+        reply = _read_to_close(sock)
+    assert reply.startswith(b"HTTP/1.1 414")
+
+
+def test_pipelined_requests_are_answered_in_order_on_one_connection(server) -> None:
+    body = _move_bytes()
+    move = b"POST /move HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    reply = _raw(server, move + b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + move.replace(b"Host: x", b"Host: x\r\n"
+                                                                                      b"Connection: close"))
+    statuses = re.findall(rb"HTTP/1.1 (\d+)", reply)
+    assert statuses == [b"200"] * 3 and reply.count(b'"move"') == 2 and b'"apiversion"' in reply
 
 
 def test_a_stalled_client_does_not_hold_up_other_games(shared, server) -> None:
-    frame = recorded_frames("cli-export-standard-duel.jsonl")[3]
-    body = json.dumps({**frame, "you": frame["board"]["snakes"][0]}).encode()
+    body = _move_bytes()
     with socket.create_connection(server.server_address[:2], timeout=10) as stalled:
-        stalled.sendall(b"POST /move HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % len(body) + body[:50])
+        stalled.sendall(b"POST /move HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body[:50])
         for _ in range(3):  # meanwhile, other games are served
             status, reply = _request(server, "POST", "/move", body)
             assert status == 200 and reply["move"] in MOVE_NAMES
 
 
-def test_connections_beyond_the_limit_get_a_503_at_once(server) -> None:
-    held: list[socket.socket] = []
-    try:
-        for _ in range(8 + 4):  # 8 slots, plus a few a previous test's connections may still hold
-            sock = socket.create_connection(server.server_address[:2], timeout=10)
-            sock.sendall(b"GET / HTTP/1.1\r\n")  # the headers never end: the connection holds its slot
-            sock.settimeout(0.2)
-            try:
-                first = sock.recv(64)
-            except TimeoutError:
-                held.append(sock)
-                continue
-            sock.close()
-            assert first.startswith(b"HTTP/1.1 503")
-            break
-        else:
-            pytest.fail("no 503 after 12 connections")
-        refused = 0
-        for sock in held:  # a 503 slower than 0.2 s (a loaded host) was counted as held: look again
-            sock.settimeout(0.1)
-            try:
-                refused += sock.recv(64).startswith(b"HTTP/1.1 503")
-            except TimeoutError:
-                pass
-        assert len(held) - refused <= 8
-    finally:
-        for sock in held:
-            sock.close()
-    deadline = time.monotonic() + 5
-    while _raw(server, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n").startswith(b"HTTP/1.1 503"):
-        assert time.monotonic() < deadline, "the connection slots were not given back"
-        time.sleep(0.05)
+def test_a_request_trickled_a_byte_at_a_time_is_cut_off_at_the_request_timeout(bot_app) -> None:
+    with serving(bot_app, request_timeout_s=0.5) as srv, \
+            socket.create_connection(srv.server_address[:2], timeout=10) as sock:
+        request = b"POST /move HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"{" * 100000
+        sent = 0
+        try:
+            while sent < 200:  # a byte every 50 ms: no single read ever waits long, the request as a whole does
+                sock.sendall(request[sent:sent + 1])
+                sent += 1
+                time.sleep(0.05)
+        except OSError:
+            pass  # closed under us
+        reply = _read_to_close(sock)
+        assert reply.startswith(b"HTTP/1.1 408") and b"within 0.5 s" in reply
+        assert sent < 200 and srv.stats["timed_out"] == 1
+
+
+def test_a_connection_without_a_request_is_closed_after_the_keep_alive_time(bot_app) -> None:
+    with serving(bot_app, keep_alive_s=0.3) as srv, \
+            socket.create_connection(srv.server_address[:2], timeout=10) as sock:
+        assert sock.recv(64) == b""  # closed by the server, with nothing to say
+        with socket.create_connection(srv.server_address[:2], timeout=10) as reused:
+            reused.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert reused.recv(65536).startswith(b"HTTP/1.1 200")
+            assert reused.recv(64) == b""  # idle again after the reply: closed again
+
+
+def test_connections_beyond_the_per_client_limit_get_a_503_at_once(bot_app) -> None:
+    with serving(bot_app, max_client_connections=4) as srv:
+        held = [_stalled(srv) for _ in range(4)]
+        try:
+            refused = _get_root(srv)
+            assert refused.startswith(b"HTTP/1.1 503") and b"too many connections from 127.0.0.1" in refused
+            assert _get_root(srv, source="127.0.0.2").startswith(b"HTTP/1.1 200")  # another client is served
+        finally:
+            for sock in held:
+                sock.close()
+        deadline = time.monotonic() + 5
+        while _get_root(srv).startswith(b"HTTP/1.1 503"):
+            assert time.monotonic() < deadline, "the connection slots were not given back"
+            time.sleep(0.05)
+
+
+def test_a_full_server_closes_the_connection_that_waited_longest_to_make_room(bot_app) -> None:
+    with serving(bot_app, max_connections=4, evict_after_s=0.2) as srv:
+        held = [_stalled(srv, source=f"127.0.0.{10 + i}") for i in range(4)]
+        try:
+            time.sleep(0.3)  # all four have now waited long enough to be closed for a newcomer
+            assert _get_root(srv, source="127.0.0.2").startswith(b"HTTP/1.1 200")
+            first = _read_to_close(held[0])  # the oldest made room
+            assert first.startswith(b"HTTP/1.1 503") and b"closed to make room" in first
+            assert srv.stats["evicted"] >= 1
+        finally:
+            for sock in held:
+                sock.close()
+
+
+def test_a_full_server_without_a_connection_to_spare_answers_503(bot_app) -> None:
+    with serving(bot_app, max_connections=4, evict_after_s=60) as srv:
+        held = [_stalled(srv, source=f"127.0.0.{10 + i}") for i in range(4)]
+        try:
+            refused = _get_root(srv, source="127.0.0.2")
+            assert refused.startswith(b"HTTP/1.1 503") and b"too many connections (at most 4)" in refused
+            assert srv.stats["refused"] == 1
+        finally:
+            for sock in held:
+                sock.close()
 
 
 # ---------------------------------------------------------------- complete games
@@ -186,25 +286,86 @@ def test_the_exported_policy_plays_complete_games_over_http(tmp_path_factory) ->
         srv.server_close()
 
 
-class SlowPolicy(FixedPolicy):
-    """A policy that thinks for 100 ms: far too slow for a 20 ms game."""
-
-    def logits(self, obs, mask):
-        time.sleep(0.1)
-        return super().logits(obs, mask)
+# ---------------------------------------------------------------- the referee against misbehaving servers
 
 
-def test_a_server_too_slow_for_the_timeout_is_counted_as_timing_out() -> None:
-    app = SnakeApp(ModelPlayer(SlowPolicy((10, 21, 21)), TINY_CONFIG), safety=NO_SEARCH)
-    srv = start_in_thread(app)
+@contextmanager
+def stub_server(reply_move):
+    """A snake server that answers ``GET /``, ``/start`` and ``/end`` at once and ``/move`` through
+    ``reply_move(handler)`` (which writes the whole reply)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # noqa: N802
+            self._send(b'{"apiversion":"1"}')
+
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            if self.path.endswith("/move"):
+                reply_move(self)
+            else:
+                self._send(b"{}")
+
+        def _send(self, data: bytes) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
-        seats = [Seat("slow", url=srv.url), Seat("safe", bot="safe")]
-        result = Referee(seats, GameSettings(width=7, height=7), timeout_ms=20, max_turns=3, seed=4).play()
-        assert result.outcomes[0]["timeout"] == len(result.latencies_ms[0]) >= 1
-        assert min(result.latencies_ms[0]) > 20
+        yield f"http://127.0.0.1:{srv.server_address[1]}"
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def _late(handler) -> None:
+    time.sleep(0.1)
+    handler._send(b'{"move":"up"}')
+
+
+def _trickled(handler) -> None:
+    """A valid reply, one byte every 50 ms (each read is quick, the whole reply takes seconds)."""
+    data = b'{"move":"up","shout":"' + b"z" * 200 + b'"}'
+    handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(data))
+    try:
+        for byte in data:
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+            time.sleep(0.05)
+    except OSError:
+        pass  # the referee hung up
+
+
+def _huge(handler) -> None:
+    data = b'{"move":"up","pad":"' + b"z" * (2 * 1024 * 1024) + b'"}'
+    handler.send_response(200)
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    try:
+        handler.wfile.write(data)
+    except OSError:
+        pass
+
+
+@pytest.mark.parametrize(("reply", "outcome"), [(_late, "timeout"), (_trickled, "timeout"), (_huge, "error")],
+                         ids=["late", "trickled", "huge"])
+def test_the_referee_bounds_each_reply_in_time_and_size(reply, outcome: str) -> None:
+    with stub_server(reply) as url:
+        seats = [Seat("stub", url=url), Seat("safe", bot="safe")]
+        started = time.perf_counter()
+        result = Referee(seats, GameSettings(width=7, height=7), timeout_ms=20, max_turns=3, seed=4).play()
+        elapsed = time.perf_counter() - started
+    assert result.outcomes[0][outcome] == len(result.latencies_ms[0]) == 3
+    assert max(result.latencies_ms[0]) < 20 + 1000 * LATE_GRACE_S + 200  # cut off, not waited for
+    assert elapsed < 30  # the trickled reply alone would take 3 x 11 s
 
 
 # ---------------------------------------------------------------- the commands
