@@ -28,12 +28,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from itertools import product
 
 import numpy as np
+from numba import njit
 
 from battlesnake_gym.engine import Games, GameState
-from battlesnake_gym.engine.state import NO_MOVE
 from battlesnake_gym.features import territory_counts
 from battlesnake_gym.observations import ObservationEncoder, action_mask
 from battlesnake_policy import ModelError
@@ -167,50 +166,13 @@ class NetworkSearch:
 
     # ------------------------------------------------------------------ expansion
 
-    @staticmethod
-    def _moves(probs: np.ndarray, allowed: np.ndarray, k: int) -> list[int]:
-        """The k most probable allowed moves (all allowed moves when k >= 4); one move when nothing is allowed."""
-        ok = [d for d in range(4) if allowed[d]]
-        if not ok:
-            return [int(np.argmax(probs))]
-        ok.sort(key=lambda d: -probs[d])
-        return ok[:k]
-
-    def _expand(self, level: _Level, me: np.ndarray, root: bool) -> tuple[list, list, list]:
-        """For every open node of ``level`` (searching snake ``me`` (N,)): its children as (parent, my move, joint
-        moves (S,))."""
+    def _expand(self, level: _Level, me: np.ndarray, root: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For every open node of ``level`` (searching snake ``me`` (N,)): its children as (parent (M,), my move
+        (M,), joint moves (M, S) int8)."""
         k = 4 if root else self.settings.top_k
-        radius = self.settings.radius
         state = level.games.state
-        alive = level.games.alive()
-        parents, my_moves, joints = [], [], []
-        for n in np.flatnonzero(~level.terminal):
-            mine_slot = int(me[n])
-            hx, hy = int(state.body[n, mine_slot, 0, 0]), int(state.body[n, mine_slot, 0, 1])
-            searched, fixed = [], {}
-            for o in np.flatnonzero(alive[n]):
-                if o == mine_slot:
-                    continue
-                d = abs(int(state.body[n, o, 0, 0]) - hx) + abs(int(state.body[n, o, 0, 1]) - hy)
-                if d <= radius:
-                    searched.append(o)
-                else:
-                    fixed[o] = self._moves(level.probs[n, o], level.allowed[n, o], 1)[0]
-            mine = self._moves(level.probs[n, mine_slot], level.allowed[n, mine_slot], k)
-            options = [self._moves(level.probs[n, o], level.allowed[n, o], k) for o in searched]
-            base = np.full(alive.shape[1], NO_MOVE, np.int8)
-            for o, move in fixed.items():
-                base[o] = move
-            for m in mine:
-                for combo in product(*options):
-                    joint = base.copy()
-                    joint[mine_slot] = m
-                    for o, move in zip(searched, combo):
-                        joint[o] = move
-                    parents.append(n)
-                    my_moves.append(m)
-                    joints.append(joint)
-        return parents, my_moves, joints
+        return _expand_kernel(state.body, state.elim_cause, level.terminal, level.probs, level.allowed,
+                              np.asarray(me, np.int64), k, self.settings.radius)
 
     # ------------------------------------------------------------------ backup
 
@@ -273,17 +235,16 @@ class NetworkSearch:
         while len(levels) <= settings.max_depth:
             level_started = time.perf_counter()
             upper = levels[-1]
-            parents, my_moves, joints = self._expand(upper, node_me, root=len(levels) == 1)
-            count = len(parents)
+            parent, my_moves, joints = self._expand(upper, node_me, root=len(levels) == 1)
+            count = len(parent)
             if count == 0 or count > settings.max_level_nodes * count_roots or \
                     nodes.sum() + count > settings.max_nodes * count_roots:
                 break
             if deadline is not None and cost_per_node is not None and \
                     level_started + cost_per_node * count > deadline:
                 break
-            parent = np.asarray(parents, np.int64)
-            child = _wrap(games, _take(upper.games.state, parent))
-            child.step(np.stack(joints))
+            child = _wrap(root_games, _take(upper.games.state, parent))
+            child.step(joints)
             if deadline is not None and time.perf_counter() > deadline:
                 break
             child_me = node_me[parent]
@@ -291,8 +252,7 @@ class NetworkSearch:
             if deadline is not None and time.perf_counter() > deadline:
                 break
             root_of = upper.root[parent]
-            levels.append(_Level(child, parent, np.asarray(my_moves, np.int64), value, terminal, probs, allowed,
-                                 root_of))
+            levels.append(_Level(child, parent, my_moves, value, terminal, probs, allowed, root_of))
             node_me = child_me
             nodes += np.bincount(root_of, minlength=count_roots)
             depth[np.unique(root_of)] = len(levels) - 1
@@ -306,7 +266,9 @@ class NetworkSearch:
         for i in range(count_roots):
             prior = root.probs[i, me[i]]
             if depth[i] == 0:
-                move = self._moves(prior, root.allowed[i, me[i]], 1)[0]
+                best = np.zeros(4, np.int64)
+                _top_moves(prior, root.allowed[i, me[i]], 1, best)
+                move = int(best[0])
             else:  # equal values (a lost or won position, a flat value head): the network's favourite among them
                 move = int(np.nanargmax(values[i] + 1e-6 * prior))
             results.append(SearchResult(move, int(depth[i]), int(nodes[i]), tuple(float(v) for v in values[i]),
@@ -338,9 +300,87 @@ def _take(state: GameState, rows: np.ndarray) -> GameState:
 
 
 def _wrap(games: Games, state: GameState) -> Games:
-    """``state`` as a batch of games with the settings of ``games`` (capacities as they are: the engine grows them
-    itself when a step needs more)."""
-    return Games(games.settings, _state=state)
+    """``state`` as a batch of games with everything else of ``games`` (settings, stages, map schedule: building
+    those again costs milliseconds); capacities as they are: the engine grows them itself when a step needs more."""
+    clone = Games.__new__(Games)
+    clone.__dict__.update(games.__dict__)
+    clone.state = state
+    return clone
+
+
+@njit(cache=True, nogil=True)
+def _top_moves(probs, allowed, k, out):
+    """The k most probable allowed moves into ``out`` (probability order); returns how many (at least one: the most
+    probable move when none is allowed)."""
+    count = 0
+    taken = np.zeros(4, np.bool_)
+    for _ in range(k):
+        best = -1
+        for d in range(4):
+            if allowed[d] and not taken[d] and (best < 0 or probs[d] > probs[best]):
+                best = d
+        if best < 0:
+            break
+        taken[best] = True
+        out[count] = best
+        count += 1
+    if count == 0:
+        best = 0
+        for d in range(1, 4):
+            if probs[d] > probs[best]:
+                best = d
+        out[0] = best
+        count = 1
+    return count
+
+
+@njit(cache=True, nogil=True)
+def _expand_kernel(body, elim_cause, terminal, probs, allowed, me, k, radius):
+    """Children of every open node: (parent (M,), my move (M,), joint moves (M, S) int8); see NetworkSearch."""
+    n, s_count = elim_cause.shape
+    options = np.empty((n, s_count, 4), np.int64)
+    counts = np.zeros((n, s_count), np.int64)  # moves considered per snake (0: not in the game)
+    total = 0
+    for i in range(n):
+        if terminal[i]:
+            continue
+        m = me[i]
+        hx, hy = np.int64(body[i, m, 0, 0]), np.int64(body[i, m, 0, 1])
+        children = 1
+        for o in range(s_count):
+            if elim_cause[i, o] != 0:
+                continue
+            near = o == m or abs(np.int64(body[i, o, 0, 0]) - hx) + abs(np.int64(body[i, o, 0, 1]) - hy) <= radius
+            counts[i, o] = _top_moves(probs[i, o], allowed[i, o], k if near else 1, options[i, o])
+            children *= counts[i, o]
+        total += children
+    parent = np.empty(total, np.int64)
+    my_move = np.empty(total, np.int64)
+    joints = np.full((total, s_count), -1, np.int8)
+    digit = np.zeros(s_count, np.int64)
+    row = 0
+    for i in range(n):
+        if terminal[i]:
+            continue
+        digit[:] = 0
+        while True:  # every combination of the considered moves, the last snake's moves varying fastest
+            for o in range(s_count):
+                if counts[i, o]:
+                    joints[row, o] = options[i, o, digit[o]]
+            parent[row] = i
+            my_move[row] = joints[row, me[i]]
+            row += 1
+            o = s_count - 1
+            while o >= 0:
+                if counts[i, o]:
+                    digit[o] += 1
+                    if digit[o] < counts[i, o]:
+                        break
+                    digit[o] = 0
+                o -= 1
+            if o < 0:
+                break
+    return parent, my_move, joints
 
 
 def _copy_values(level: _Level) -> _Level:
