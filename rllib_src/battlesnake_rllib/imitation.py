@@ -47,24 +47,29 @@ def teacher_games(env_config: dict[str, Any], samples: int, *, teacher: str = "f
     """At least ``samples`` samples of games the teacher bot plays in every seat (see the module docstring).
 
     ``keep`` is the share of (snake, turn) samples stored: consecutive turns of one game look alike, so storing a
-    quarter of them spreads the same memory over four times as many games.
+    quarter of them spreads the same memory over four times as many games. Only samples of lives that ended (died,
+    won, or cut at ``max_turns``) are returned, since only they have a value target.
     """
     env = make_batch_env(env_config, seed=seed + 17)
     bot = make_bot(teacher, seed)
     rng = np.random.default_rng(seed)
-    obs_list, mask_list, action_list, value_list = [], [], [], []
-    pending: dict[tuple[int, int], list[tuple[int, int]]] = {}  # (game, slot) -> [(sample index, turn)]
-    buffer_obs, buffer_mask, buffer_action = [], [], []
-    count = 0
-    while count < samples:
+    b_size, s_size = env.batch_size, env.num_snakes
+    life = np.arange(b_size * s_size, dtype=np.int64).reshape(b_size, s_size)  # (B, S) the life each slot plays
+    lives = b_size * s_size
+    final = {}  # life id -> (outcome, turn it ended)
+    sampled_per_life: dict[int, int] = {}
+    chunks: list[tuple[np.ndarray, ...]] = []  # (obs, mask, action, life, turn) of each step's stored samples
+    finished = 0
+    while finished < samples:
         alive = env.games.alive()
         moves = bot(env.games).astype(np.int64)
         store = alive & (rng.random(alive.shape) < keep)
-        for b, s in np.argwhere(store):
-            pending.setdefault((int(b), int(s)), []).append((len(buffer_obs), int(env.games.state.turn[b])))
-            buffer_obs.append(env.obs[b, s].copy())
-            buffer_mask.append(env.action_mask[b, s].astype(np.int8))
-            buffer_action.append(int(moves[b, s]))
+        if store.any():
+            rows = np.nonzero(store)
+            chunks.append((env.obs[store], env.action_mask[store].astype(np.int8), moves[store], life[store],
+                           env.games.state.turn[rows[0]].astype(np.int64)))
+            for lid in life[store]:
+                sampled_per_life[int(lid)] = sampled_per_life.get(int(lid), 0) + 1
         # Some moves are random non-fatal ones: the data also shows the teacher's answer after a detour.
         wander = alive & (rng.random(alive.shape) < explore)
         for b, s in np.argwhere(wander):
@@ -72,24 +77,24 @@ def teacher_games(env_config: dict[str, Any], samples: int, *, teacher: str = "f
             if options.size:
                 moves[b, s] = rng.choice(options)
         result = env.step(np.maximum(moves, 0))
-        ended = result.terminated | result.truncated
-        for b, s in np.argwhere(ended):
-            entries = pending.pop((int(b), int(s)), [])
-            if not entries:
-                continue
+        for b, s in np.argwhere(result.terminated | result.truncated):
             won = result.events[b, s, WON] > 0
-            final = 1.0 if won else (-1.0 if env.games.state.elim_cause[b, s] != ALIVE else 0.0)
-            end_turn = int(env.games.state.turn[b])
-            for index, turn in entries:
-                obs_list.append(buffer_obs[index])
-                mask_list.append(buffer_mask[index])
-                action_list.append(buffer_action[index])
-                value_list.append(final * gamma ** max(end_turn - turn - 1, 0))
-                count += 1
+            outcome = 1.0 if won else (-1.0 if env.games.state.elim_cause[b, s] != ALIVE else 0.0)
+            lid = int(life[b, s])
+            final[lid] = (outcome, int(env.games.state.turn[b]))
+            finished += sampled_per_life.pop(lid, 0)
         if result.game_done.any():
-            env.reset(result.game_done)
-    return ImitationData(np.stack(obs_list), np.stack(mask_list), np.asarray(action_list, np.int64),
-                         np.asarray(value_list, np.float32))
+            done = result.game_done
+            count = int(done.sum()) * s_size
+            life[done] = np.arange(lives, lives + count, dtype=np.int64).reshape(-1, s_size)
+            lives += count
+            env.reset(done)
+    obs, mask, action, life_of, turn = (np.concatenate(parts) for parts in zip(*chunks))
+    ended = np.array([int(lid) in final for lid in life_of], bool)
+    outcome = np.array([final[int(lid)][0] for lid in life_of[ended]])
+    end_turn = np.array([final[int(lid)][1] for lid in life_of[ended]])
+    value = outcome * gamma ** np.maximum(end_turn - turn[ended] - 1, 0)
+    return ImitationData(obs[ended], mask[ended], action[ended], value.astype(np.float32))
 
 
 def fit(module, data: ImitationData, *, epochs: int = 2, minibatch: int = 512, lr: float = 1e-3,
