@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -125,6 +126,12 @@ def test_dotted_and_tune_era_names_become_overrides_and_run_flags() -> None:
     assert (ns.iterations, ns.minutes, ns.checkpoint_every) == (7, 1.5, 3)
 
 
+def test_the_blog_posts_iteration_count_is_the_iterations_flag_and_cannot_be_given_twice() -> None:
+    assert parser().parse_args(to_argv({"num_iters": 12}, parser())).iterations == 12
+    with pytest.raises(HyperparameterError, match="'num_iters' and 'iterations' both set --iterations"):
+        to_argv({"num_iters": 12, "iterations": 3}, parser())
+
+
 @pytest.mark.parametrize("hyperparameters, message", [
     ({"num_gmaes": 64}, "unknown hyperparameter 'num_gmaes'"),
     ({"no_export": "yes"}, "'no_export' is a switch"),
@@ -161,6 +168,60 @@ def test_checkpoints_are_committed_whole_and_only_the_newest_are_kept(tmp_path: 
     with pytest.raises(OSError):
         store.save(20, crash)
     assert store.newest().name == "iteration-000015"  # the torn save is never taken for a checkpoint
+    assert (store.newest() / "MANIFEST.json").is_file()
+
+
+def write_state(files: dict[str, str]):
+    """A checkpoint writer: these files (relative path -> text) in the folder."""
+    def write(folder: Path) -> None:
+        for name, text in files.items():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(text)
+    return write
+
+
+def test_a_torn_upload_is_passed_over_for_the_newest_complete_checkpoint_and_cleaned_away(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path / "ckpt", keep=3)
+    for iteration in (10, 20):
+        store.save(iteration, write_state({"algorithm_state.pkl": f"it{iteration}", "learner/module.pt": "w" * 100}))
+    # What an interrupted S3 sync brings back: the newest folder without some of its files...
+    (store.folder / "iteration-000020" / "learner" / "module.pt").unlink()
+    # ... a folder whose manifest never arrived, and a save that was cut short.
+    (store.folder / "iteration-000030").mkdir()
+    (store.folder / "iteration-000030" / "algorithm_state.pkl").write_text("it30")
+    (store.folder / "iteration-000040.partial").mkdir()
+    assert store.newest().name == "iteration-000010"
+    assert [i for i, _ in store.checkpoints()] == [10]
+    assert {item.path.name: item.reason for item in store.incomplete()} == {
+        "iteration-000020": "learner/module.pt is missing (2 files listed)",
+        "iteration-000030": "no MANIFEST.json (an unfinished upload, or not written by this store)"}
+    assert store.clean() == ["iteration-000040.partial: an unfinished save",
+                             "iteration-000020: learner/module.pt is missing (2 files listed)",
+                             "iteration-000030: no MANIFEST.json (an unfinished upload, or not written by this store)"]
+    assert sorted(p.name for p in store.folder.iterdir()) == ["iteration-000010"]
+
+
+def test_a_checkpoint_whose_file_changed_is_not_resumed_from(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path / "ckpt", keep=2)
+    store.save(1, write_state({"state.pkl": "one"}))
+    store.save(2, write_state({"state.pkl": "two"}))
+    (store.folder / "iteration-000002" / "state.pkl").write_text("tw0")  # same size, other bytes
+    assert store.newest().name == "iteration-000001"
+    (store.folder / "iteration-000002" / "state.pkl").write_text("twelve")
+    assert [i for i, _ in store.checkpoints()] == [1]
+
+
+def test_a_save_prunes_older_and_stale_folders_but_keeps_the_newest_complete_ones(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path / "ckpt", keep=2)
+    for iteration in (1, 2):
+        store.save(iteration, write_state({"state": str(iteration)}))
+    (store.folder / "iteration-000009").mkdir()  # stale: from before a restart that resumed at 2
+    store.save(3, write_state({"state": "3"}))
+    assert sorted(p.name for p in store.folder.iterdir()) == ["iteration-000002", "iteration-000003"]
+
+
+def test_a_relative_checkpoint_folder_is_made_absolute_for_rllib() -> None:
+    assert CheckpointStore("runs/local/checkpoints").folder == Path.cwd() / "runs" / "local" / "checkpoints"
 
 
 def test_sigterm_becomes_a_stop_request_and_restore_puts_the_old_handler_back() -> None:
@@ -173,3 +234,19 @@ def test_sigterm_becomes_a_stop_request_and_restore_puts_the_old_handler_back() 
     finally:
         stop.restore()
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_second_sigterm_is_ignored_and_the_handler_can_be_taken_back_from_a_library(
+        capsys: pytest.CaptureFixture) -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    stop = StopSignal()
+    try:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(15))  # what ray.init does
+        stop.install()
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)  # docker-compose stopping the job after SageMaker's own SIGTERM
+        assert stop.requested == "SIGTERM"
+        assert "SIGTERM received again: already stopping" in capsys.readouterr().err
+    finally:
+        stop.restore()
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler from before the first install, not Ray's

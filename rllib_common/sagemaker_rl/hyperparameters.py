@@ -6,9 +6,13 @@ A job's hyperparameters are one flat JSON object. Three kinds of keys are accept
   a true boolean switches a ``store_true`` flag on, lists become several values;
 * a dotted RLlib setting, ``rl.SECTION.KEY`` (``rl.training.lr``: ``config.training(lr=...)``), collected into the
   entry point's overrides flag as ``SECTION.KEY=<JSON>``;
-* the Ray Tune-era names the archived starter pack used, translated: ``rl.training.config.KEY`` (the section is
-  found from the key), ``rl.training.stop.training_iteration``, ``rl.training.stop.time_total_s`` and
-  ``rl.training.checkpoint_freq`` (mapped onto flags by the caller's ``aliases``).
+* the Ray Tune-era names the archived starter pack and its blog posts used, translated: ``rl.training.config.KEY``
+  (the section is found from the key), ``rl.training.stop.training_iteration``, ``num_iters`` (both: training
+  iterations), ``rl.training.stop.time_total_s`` and ``rl.training.checkpoint_freq`` (mapped onto flags by the
+  caller's ``aliases``; an entry point adds its own, e.g. the game's ``num_agents``).
+
+The resource keys of those posts (``rl.training.config.num_workers``, ``num_cpus``, ``num_gpus``) and ``aws_region``
+are the cluster's, not the entry point's: ``sagemaker_rl.cluster.ClusterSettings`` takes them out first.
 
 Any other key is an error that names it, before anything starts: a misspelt hyperparameter must never be ignored.
 Values are checked by the parser (``lr: "fast"`` fails as ``--lr: invalid float value``).
@@ -24,6 +28,7 @@ from typing import Any
 #: Tune-era stop conditions and settings -> (flag dest, conversion)
 TUNE_ALIASES: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "rl.training.stop.training_iteration": ("iterations", int),
+    "num_iters": ("iterations", int),  # the distributed-training blog post's name for the same stop condition
     "rl.training.stop.time_total_s": ("minutes", lambda seconds: float(seconds) / 60.0),
     "rl.training.checkpoint_freq": ("checkpoint_every", int),
 }
@@ -42,7 +47,9 @@ def to_argv(hyperparameters: Mapping[str, Any], parser: argparse.ArgumentParser,
         raise HyperparameterError(f"the entry point has no {overrides_dest!r} flag for dotted RLlib settings")
     argv: list[str] = []
     overrides: list[str] = []
+    given: dict[str, str] = {}  # flag dest -> the hyperparameter that set it
     for key, value in hyperparameters.items():
+        name = key
         if key in aliases:
             dest, convert = aliases[key]
             try:
@@ -56,6 +63,10 @@ def to_argv(hyperparameters: Mapping[str, Any], parser: argparse.ArgumentParser,
         if action is None:
             known = sorted(by_option) + ["rl.SECTION.KEY", *aliases]
             raise HyperparameterError(f"unknown hyperparameter {key!r}; known: {', '.join(known)}")
+        if action.dest in given and action.dest != overrides_dest:
+            raise HyperparameterError(f"hyperparameters {given[action.dest]!r} and {name!r} both set "
+                                      f"--{action.dest.replace('_', '-')}: give one of them")
+        given[action.dest] = name
         if action.dest == overrides_dest:  # merged with the dotted keys into one flag
             overrides += _flag(action, key, value)[1:]
         else:
