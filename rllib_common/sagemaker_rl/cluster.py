@@ -25,12 +25,20 @@ IP) wins over DNS, which is how the local runner gives each simulated host its o
 port is ``$SM_RL_RAY_PORT`` (default 6379); every other port of a node is a free one picked at start, so several
 nodes (and other Ray instances) share one machine. ``$SM_RL_RAY_START_ARGS`` adds options to ``ray start``.
 
-Ray auth token (Ray 2.60 turns token auth on by default; every node of one cluster needs the same token):
-``$RAY_AUTH_TOKEN`` when the environment sets it; otherwise, with an S3 rendezvous, the head makes a random token and
-publishes it in the private ``head.json`` record (encrypted at rest, never in hyperparameters); otherwise (one job,
-no ``s3_bucket``) token auth is off and the cluster relies on the job's private network, which SageMaker does not
-share with other jobs. Nodes are started with ``ray start --block`` subprocesses and stopped by their process id —
-never ``ray stop``, which would stop every Ray node of the machine.
+Ray auth token (Ray 2.60 turns token auth on by default; every node of one cluster needs the same token), in order:
+``$RAY_AUTH_TOKEN`` when the environment sets it (every host of the run must then have it; it is never published);
+with an S3 rendezvous and a rendezvous secret (``$SM_RL_RENDEZVOUS_SECRET``, the same in every job of the run, as
+``battlesnake-rl sagemaker launch`` gives them) a token every node derives from the secret and the head's session,
+never stored; with an S3 rendezvous and no secret a random token published in ``token.json`` beside the head record
+and deleted as soon as every host has joined (and at the end); otherwise (one job, no ``s3_bucket``) token auth is off
+and the cluster relies on the job's private network, which SageMaker does not share with other jobs. The token never
+appears in a log line or a repr. Nodes are started with ``ray start --block`` subprocesses and stopped by their
+process id — never ``ray stop``, which would stop every Ray node of the machine.
+
+Resources (the blog post's ``rl.training.config.*`` hyperparameters, taken here, not by the entry point):
+:func:`plan_rollouts` turns ``num_workers`` (env runners), ``num_cpus`` (CPUs for env runners, one each; the driver
+keeps one more) and ``num_gpus`` (the learner's) into what the cluster can run, adjusting (and logging) a request for
+more env runners than the cluster's CPUs and refusing more GPUs than the head has.
 
 Faults: every wait has a deadline and a message naming what was missing; a worker leaves with a failure when the head
 is unreachable for ``rl_head_lost_timeout_s``; the head fails fast (writes ``output/failure``, tells the other hosts,
@@ -42,6 +50,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import re
 import secrets
 import shlex
 import signal
@@ -56,9 +65,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import contract as sm
-from .rendezvous import HeadRecord, Rendezvous, RendezvousTimeout, S3Store
+from .rendezvous import SECRET_ENV, HeadRecord, Rendezvous, RendezvousTimeout, S3Store, check_secret
 
 CLUSTER_TYPES = ("auto", "primary", "secondary")
+SECONDARY = "secondary/"  # label prefix of the secondary job's hosts
 DEFAULT_RAY_PORT = 6379
 HOST_ADDRESSES_ENV = "SM_RL_HOST_ADDRESSES"  # {"algo-1": "127.0.0.2", ...}: wins over DNS (the local runner sets it)
 RAY_PORT_ENV = "SM_RL_RAY_PORT"  # the head's GCS port (default 6379)
@@ -88,11 +98,17 @@ class ClusterSettings:
     run_id: str | None = None  # rl_run_id: the same fresh value in both jobs of one run
     rendezvous_timeout_s: float = 600.0  # rl_rendezvous_timeout_s: how long hosts wait for each other to join
     head_lost_timeout_s: float = 60.0  # rl_head_lost_timeout_s: how long a worker waits for an unreachable head
+    aws_region: str | None = None  # aws_region: the region of the S3 rendezvous client (default: boto3's)
+    num_workers: int | None = None  # rl.training.config.num_workers: env runners (the blog post's rollout workers)
+    num_cpus: int | None = None  # rl.training.config.num_cpus: CPUs for env runners (one each); the driver keeps one
+    num_gpus: float | None = None  # rl.training.config.num_gpus: GPUs for the learner (at most the head's)
 
     KEYS = {"rl_cluster_type": "cluster_type", "rl_head_instance_group": "head_instance_group",
             "rl_num_instances_secondary": "num_instances_secondary", "s3_bucket": "s3_bucket",
             "s3_prefix": "s3_prefix", "rl_run_id": "run_id", "rl_rendezvous_timeout_s": "rendezvous_timeout_s",
-            "rl_head_lost_timeout_s": "head_lost_timeout_s"}
+            "rl_head_lost_timeout_s": "head_lost_timeout_s", "aws_region": "aws_region",
+            "rl.training.config.num_workers": "num_workers", "rl.training.config.num_cpus": "num_cpus",
+            "rl.training.config.num_gpus": "num_gpus"}
 
     def __post_init__(self) -> None:
         if self.cluster_type not in CLUSTER_TYPES:
@@ -105,7 +121,7 @@ class ClusterSettings:
                 or self.num_instances_secondary < 0:
             raise ClusterError(f"rl_num_instances_secondary must be a whole number >= 0, "
                                f"got {self.num_instances_secondary!r}")
-        for name in ("head_instance_group", "s3_bucket", "run_id"):
+        for name in ("head_instance_group", "s3_bucket", "run_id", "aws_region"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):
                 raise ClusterError(f"{_key_of(name)} must be a non-empty string, got {value!r}")
@@ -113,11 +129,18 @@ class ClusterSettings:
             raise ClusterError(f"s3_prefix must be a string, got {self.s3_prefix!r}")
         if self.run_id is not None and "/" in self.run_id:
             raise ClusterError(f"rl_run_id must not contain '/', got {self.run_id!r}")
-        if self.cluster_type in ("primary", "secondary"):
-            missing = [_key_of(n) for n in ("s3_bucket", "run_id") if getattr(self, n) is None]
-            if missing:
-                raise ClusterError(f"rl_cluster_type={self.cluster_type} meets the other job through S3: set "
-                                   f"{' and '.join(missing)} (the same values in both jobs; a fresh rl_run_id per run)")
+        if self.aws_region is not None and not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d+", self.aws_region):
+            raise ClusterError(f"aws_region must be an AWS region name like us-east-1, got {self.aws_region!r}")
+        for name, least in (("num_workers", 0), ("num_cpus", 1)):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+                raise ClusterError(f"{_key_of(name)} must be a whole number >= {least}, got {value!r}")
+        if self.num_gpus is not None and (isinstance(self.num_gpus, bool) or not isinstance(self.num_gpus, int | float)
+                                          or not self.num_gpus >= 0):
+            raise ClusterError(f"rl.training.config.num_gpus must be a number >= 0, got {self.num_gpus!r}")
+        if self.cluster_type in ("primary", "secondary") and self.s3_bucket is None:
+            raise ClusterError(f"rl_cluster_type={self.cluster_type} meets the other job through S3: set s3_bucket "
+                               f"(and s3_prefix; the same values in both jobs)")
         if self.cluster_type == "primary" and self.num_instances_secondary < 1:
             raise ClusterError("rl_cluster_type=primary needs rl_num_instances_secondary >= 1 (the secondary job's "
                                "instance count), got " + str(self.num_instances_secondary))
@@ -135,10 +158,11 @@ class ClusterSettings:
                 values[cls.KEYS[key]] = value
             else:
                 rest[key] = value
-        for name in ("rendezvous_timeout_s", "head_lost_timeout_s", "num_instances_secondary"):
+        for name in ("rendezvous_timeout_s", "head_lost_timeout_s", "num_instances_secondary", "num_workers",
+                     "num_cpus", "num_gpus"):
             if isinstance(values.get(name), str):  # a console-typed "600" that was not JSON-decoded
                 try:
-                    values[name] = float(values[name]) if name.endswith("_s") else int(values[name])
+                    values[name] = float(values[name]) if name.endswith(("_s", "gpus")) else int(values[name])
                 except ValueError:
                     raise ClusterError(f"{_key_of(name)} must be a number, got {values[name]!r}") from None
         for name in ("head_instance_group", "s3_bucket", "s3_prefix", "run_id"):
@@ -163,8 +187,10 @@ class ClusterPlan:
     job: str  # "primary" | "secondary" for two-job clusters, "" otherwise
     is_head: bool
     head_host: str | None  # the head's host name in this job; None in a secondary job (learned through S3)
-    expected: tuple[str, ...]  # labels of every host of the Ray cluster, head first (as the head counts them)
+    expected: tuple[str, ...]  # labels of this job's hosts in the Ray cluster, head first (as the head counts them)
     uses_s3: bool  # the head record, auth token and end announcement go through the S3 rendezvous
+    secondary_hosts: int = 0  # primary: how many hosts of the secondary job must join too (their names are theirs)
+    slot: int = 1  # this host's place in its job, from 1 (algo-N, or algo-N-xxxxx in SDK local mode: N)
 
     @property
     def label(self) -> str:
@@ -173,7 +199,7 @@ class ClusterPlan:
 
 def host_label(job: str, host: str) -> str:
     """How a host is named in reports: ``algo-1``, or ``secondary/algo-1`` for the secondary job's hosts."""
-    return f"secondary/{host}" if job == "secondary" else host
+    return f"{SECONDARY}{host}" if job == "secondary" else host
 
 
 def plan(contract: sm.Contract, settings: ClusterSettings) -> ClusterPlan:
@@ -183,7 +209,8 @@ def plan(contract: sm.Contract, settings: ClusterSettings) -> ClusterPlan:
         if settings.head_instance_group:
             raise ClusterError("rl_head_instance_group is for the primary job: the head is never in the secondary job")
         return ClusterPlan(mode="secondary", host=contract.current_host, job="secondary", is_head=False,
-                           head_host=None, expected=tuple(host_label("secondary", h) for h in hosts), uses_s3=True)
+                           head_host=None, expected=tuple(host_label("secondary", h) for h in hosts), uses_s3=True,
+                           slot=sm.host_slot(contract))
 
     groups = [g for g in contract.instance_groups if g.hosts]
     if settings.head_instance_group is not None:
@@ -203,16 +230,17 @@ def plan(contract: sm.Contract, settings: ClusterSettings) -> ClusterPlan:
     ordered = (head, *(h for h in hosts if h != head))
 
     if settings.cluster_type == "primary":
-        secondary = tuple(host_label("secondary", f"algo-{i}") for i in range(1, settings.num_instances_secondary + 1))
+        # the secondary job's host names are its own (algo-N, or algo-N-xxxxx in SDK local mode): counted, not named
         return ClusterPlan(mode="primary", host=contract.current_host, job="primary",
-                           is_head=contract.current_host == head, head_host=head, expected=ordered + secondary,
-                           uses_s3=True)
+                           is_head=contract.current_host == head, head_host=head, expected=ordered, uses_s3=True,
+                           secondary_hosts=settings.num_instances_secondary, slot=sm.host_slot(contract))
     if len(hosts) == 1:
         mode = "single"
     else:
         mode = "heterogeneous" if len(groups) > 1 else "homogeneous"
     return ClusterPlan(mode=mode, host=contract.current_host, job="", is_head=contract.current_host == head,
-                       head_host=head, expected=ordered, uses_s3=mode != "single" and settings.s3_bucket is not None)
+                       head_host=head, expected=ordered, uses_s3=mode != "single" and settings.s3_bucket is not None,
+                       slot=sm.host_slot(contract))
 
 
 # ---------------------------------------------------------------------------------------------------------- addresses
@@ -448,6 +476,8 @@ class Node:
     gcs: Gcs | None = None
     rendezvous: Rendezvous | None = None
     session: str = ""
+    auth: str = "off"  # where the nodes got the Ray auth token (rendezvous.AUTH_MODES); never the token itself
+    members: tuple[str, ...] = ()  # head: the labels of every host that joined, head first
     _finished: bool = field(default=False, repr=False)
     _watchdog_stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -459,6 +489,11 @@ class Node:
     @property
     def host(self) -> str:
         return self.plan.label
+
+    @property
+    def workers(self) -> tuple[str, ...]:
+        """Head: the labels of the other hosts of the cluster (those that joined, once they have)."""
+        return tuple(h for h in (self.members or self.plan.expected) if h != self.plan.label)
 
     @property
     def num_env_runners(self) -> int:
@@ -496,9 +531,10 @@ class Node:
 
             if ray.is_initialized():
                 ray.shutdown()  # before the node goes: a driver whose raylet dies is killed with it
+                reassert_signal_handlers()
         if self.ray_node is None:
             return
-        workers = [h for h in self.plan.expected if h != self.plan.label]
+        workers = list(self.workers)
         self._announce_end(success, reason)
         deadline = time.monotonic() + LEAVE_TIMEOUT_S
         while workers and time.monotonic() < deadline:
@@ -524,11 +560,23 @@ class Node:
             try:
                 self.rendezvous.announce_done(self.session, success, reason)
             except Exception as exc:  # noqa: BLE001 - workers still leave when the head is gone
-                _log(self.plan.label, f"could not announce the end at {self.rendezvous.url('done.json')}: {exc}")
+                _log(self.plan.label, f"could not announce the end at "
+                     f"{self.rendezvous.url(self.rendezvous.done_key())}: {exc}")
+        self._delete_token()
+
+    def _delete_token(self) -> None:
+        """Head: remove the published Ray token (no host needs it once all joined, nor after the end)."""
+        if self.rendezvous is None or self.auth != "published":
+            return
+        try:
+            self.rendezvous.delete_token()
+        except Exception as exc:  # noqa: BLE001 - the token dies with the cluster anyway; say what is left
+            _log(self.plan.label, f"could not delete the Ray token record "
+                 f"{self.rendezvous.url(self.rendezvous.token_key())}: {exc}; delete it by hand")
 
     def _watch_workers(self) -> None:
         """Head, during training: a worker host whose node dies fails the job at once, with the host's name."""
-        workers = set(self.plan.expected) - {self.plan.label}
+        workers = set(self.workers)
         while not self._watchdog_stop.wait(2.0):
             try:
                 nodes = self.gcs.nodes()
@@ -616,6 +664,19 @@ class Node:
         return 1 if failure else 0
 
 
+def reassert_signal_handlers(signals: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT)) -> None:
+    """Give the process's Python signal handlers back to the kernel.
+
+    ``ray.shutdown()`` resets the SIGTERM action to the default behind Python's back (``signal.getsignal`` still
+    names the Python handler): a SIGTERM then (docker-compose stopping the job as it ends, a spot interruption) would
+    kill the process mid-exit. Call this after it.
+    """
+    for sig in signals:
+        handler = signal.getsignal(sig)
+        if handler is not None:
+            signal.signal(sig, handler)
+
+
 def _log(host: str, message: str) -> None:
     print(f"[sagemaker_rl.cluster {host}] {message}", file=sys.stderr, flush=True)
 
@@ -632,7 +693,7 @@ def bootstrap(contract: sm.Contract, settings: ClusterSettings) -> Node:
     if the_plan.mode == "single":
         return Node(contract=contract, settings=settings, plan=the_plan, address=None, num_gpus=contract.num_gpus,
                     cpus_by_host={the_plan.label: contract.num_cpus})
-    rendezvous = _rendezvous(settings, environ) if the_plan.uses_s3 else None
+    rendezvous = _rendezvous(settings, the_plan, environ) if the_plan.uses_s3 else None
     deadline = time.monotonic() + settings.rendezvous_timeout_s
     my_ip = resolve_host(contract.current_host, environ, deadline)
     labels = {HOST_LABEL: contract.current_host, **({JOB_LABEL: the_plan.job} if the_plan.job else {})}
@@ -641,53 +702,80 @@ def bootstrap(contract: sm.Contract, settings: ClusterSettings) -> Node:
     return _join(contract, settings, the_plan, rendezvous, my_ip, labels, environ, deadline)
 
 
-def _rendezvous(settings: ClusterSettings, environ: Mapping[str, str]) -> Rendezvous:
-    run_id = settings.run_id or environ.get("TRAINING_JOB_NAME")
-    if not run_id:
-        raise ClusterError("an S3 rendezvous needs rl_run_id (or $TRAINING_JOB_NAME, which SageMaker sets)")
+def _rendezvous(settings: ClusterSettings, the_plan: ClusterPlan, environ: Mapping[str, str]) -> Rendezvous:
+    """The run's records: under ``rl_run_id`` when given; two jobs without one meet at the prefix itself (one job
+    falls back on its own ``$TRAINING_JOB_NAME``, which all its hosts share)."""
+    two_jobs = the_plan.mode in ("primary", "secondary")
+    run_id = settings.run_id or (None if two_jobs else environ.get("TRAINING_JOB_NAME"))
+    if not run_id and not two_jobs:
+        raise ClusterError("an S3 rendezvous of one job needs rl_run_id (or $TRAINING_JOB_NAME, which SageMaker sets)")
     if settings.s3_bucket is None:
         raise ClusterError("an S3 rendezvous needs s3_bucket")
-    return Rendezvous(S3Store(settings.s3_bucket, settings.s3_prefix), run_id)
+    try:
+        secret = check_secret(environ.get(SECRET_ENV))
+    except ValueError as exc:
+        raise ClusterError(str(exc)) from None
+    return Rendezvous(S3Store(settings.s3_bucket, settings.s3_prefix, region=settings.aws_region), run_id,
+                      secret=secret)
 
 
 def _start_head(contract: sm.Contract, settings: ClusterSettings, the_plan: ClusterPlan,
                 rendezvous: Rendezvous | None, ip: str, labels: dict[str, str], environ: dict[str, str],
                 deadline: float) -> Node:
-    given = environ.get("RAY_AUTH_TOKEN")
-    token = given or (secrets.token_hex(32) if rendezvous is not None else None)
+    session = uuid.uuid4().hex
+    token, auth = _head_token(rendezvous, session, environ)
     environ |= _use_auth(token)
-    if token:
-        _log(the_plan.label, "Ray token auth is on, with the token from "
-             + ("$RAY_AUTH_TOKEN" if given else "this head, shared through the private S3 rendezvous record"))
-    else:
-        _log(the_plan.label, "Ray token auth is off: no $RAY_AUTH_TOKEN and no S3 rendezvous to share one through "
-             "(set s3_bucket to turn it on); the cluster relies on the job's private network")
+    _log(the_plan.label, {
+        "environment": "Ray token auth is on, with the token from $RAY_AUTH_TOKEN (never published: every host "
+                       "needs it in its environment)",
+        "derived": "Ray token auth is on, with a token every node derives from the rendezvous secret "
+                   f"(${SECRET_ENV}) and this head's session: stored nowhere",
+        "published": "Ray token auth is on, with a token from this head, shared through the S3 rendezvous (no "
+                     f"${SECRET_ENV}): readable by whoever may read the prefix until every host has joined, then "
+                     "deleted",
+        "off": "Ray token auth is off: no $RAY_AUTH_TOKEN and no S3 rendezvous to share one through (set s3_bucket "
+               "to turn it on); the cluster relies on the job's private network",
+    }[auth])
+    if rendezvous is not None and not rendezvous.signed:
+        _log(the_plan.label, f"the rendezvous records are not signed (no ${SECRET_ENV}): hosts trust any head record "
+             f"under {rendezvous.url('')} that answers, i.e. whoever may write that prefix")
     port = _env_port(environ)
     address = f"{ip}:{port}"
     if tcp_answers(address, 1.0):
         raise ClusterError(f"something already listens at {address}: set ${RAY_PORT_ENV} to a free port")
-    _log(the_plan.label, f"starting the Ray head at {address} ({the_plan.mode} cluster of {len(the_plan.expected)} "
-         f"hosts: {', '.join(the_plan.expected)})")
+    secondary = f" + {the_plan.secondary_hosts} of the secondary job" if the_plan.secondary_hosts else ""
+    _log(the_plan.label, f"starting the Ray head at {address} ({the_plan.mode} cluster of "
+         f"{len(the_plan.expected) + the_plan.secondary_hosts} hosts: {', '.join(the_plan.expected)}{secondary})")
     ray_node = RayNode.start(ip=ip, head_port=port, join=None, num_cpus=contract.num_cpus, num_gpus=contract.num_gpus,
                              labels=labels, environ=environ)
     node = Node(contract=contract, settings=settings, plan=the_plan, address=address, num_gpus=contract.num_gpus,
-                cpus_by_host={}, ray_node=ray_node, rendezvous=rendezvous, session=uuid.uuid4().hex)
+                cpus_by_host={}, ray_node=ray_node, rendezvous=rendezvous, session=session, auth=auth)
     try:
         node.gcs = _wait_for_gcs(ray_node, address, the_plan.label)
         _wait_for_node(node.gcs, ray_node, the_plan.label)
         node.gcs.put("session", node.session.encode())  # workers of this job match the end announcement against it
         if rendezvous is not None:
-            rendezvous.publish_head(HeadRecord(address=address, host=the_plan.label, session=node.session,
-                                               auth_token=token, written_at=time.time()))
-            _log(the_plan.label, f"published the head record at {rendezvous.url(rendezvous.head_key())}")
+            if auth == "published":  # before the head record: a host that finds the head finds its token
+                rendezvous.publish_token(session, token)
+            rendezvous.publish_head(HeadRecord(address=address, host=the_plan.label, session=session, auth=auth,
+                                               written_at=time.time()))
+            _log(the_plan.label, f"published the head record at {rendezvous.url(rendezvous.head_key())}"
+                 + (" (signed)" if rendezvous.signed else ""))
         nodes = _wait_for_hosts(node.gcs, ray_node, the_plan, rendezvous, settings, deadline)
+        if auth == "published":
+            node._delete_token()
+            _log(the_plan.label, f"every host has joined: deleted the Ray token record "
+                 f"{rendezvous.url(rendezvous.token_key())}")
     except BaseException as exc:
         if node.gcs is not None:  # hosts that did join leave now, with the reason, instead of waiting for the head
             node._announce_end(False, f"the head could not form the cluster: {exc}")
+        else:
+            node._delete_token()
         ray_node.stop()
         raise
     node.cpus_by_host = {n.label: n.cpus for n in nodes}
     node.addresses = {n.ip: n.label for n in nodes}
+    node.members = tuple(n.label for n in nodes)
     _log(the_plan.label, "every host joined: " + ", ".join(f"{n.label}={n.ip} ({n.cpus} CPU, {n.gpus} GPU)"
                                                            for n in nodes))
     threading.Thread(target=node._watch_workers, name="sagemaker_rl-watchdog", daemon=True).start()
@@ -699,16 +787,18 @@ def _join(contract: sm.Contract, settings: ClusterSettings, the_plan: ClusterPla
           ip: str, labels: dict[str, str], environ: dict[str, str], deadline: float) -> Node:
     session = ""
     if rendezvous is not None:
-        rendezvous.announce_host(the_plan.job or "job", contract.current_host, ip)
+        rendezvous.announce_host(the_plan.job or "job", the_plan.slot, contract.current_host, ip)
         remaining = max(0.0, deadline - time.monotonic())
         _log(the_plan.label, f"waiting up to {remaining:.0f} s for the head record at "
-             f"{rendezvous.url(rendezvous.head_key())}")
+             f"{rendezvous.url(rendezvous.head_key())}" + ("" if rendezvous.signed else
+                                                            f" (unsigned: no ${SECRET_ENV})"))
         try:
-            head = rendezvous.wait_for_head(remaining, lambda record: tcp_answers(record.address))
+            head, token = rendezvous.wait_for_head(remaining, lambda record: tcp_answers(record.address),
+                                                   env_token=environ.get("RAY_AUTH_TOKEN"),
+                                                   log=lambda message: _log(the_plan.label, message))
         except RendezvousTimeout as exc:
             raise ClusterError(str(exc)) from None
         address, session = head.address, head.session
-        token = environ.get("RAY_AUTH_TOKEN") or head.auth_token
     else:
         assert the_plan.head_host is not None
         address = f"{resolve_host(the_plan.head_host, environ, deadline)}:{_env_port(environ)}"
@@ -792,39 +882,155 @@ def _head_session(gcs: Gcs, ray_node: RayNode, label: str) -> str:
 
 def _wait_for_hosts(gcs: Gcs, ray_node: RayNode, the_plan: ClusterPlan, rendezvous: Rendezvous | None,
                     settings: ClusterSettings, deadline: float) -> list[NodeInfo]:
-    """Head: until a live node carries every expected host label; then those nodes, in the plan's order."""
+    """Head: until a live node carries every expected host label, and as many secondary hosts as the primary
+    expects have joined; then those nodes, head first, the secondary job's last."""
     while True:
         nodes = {n.label: n for n in gcs.nodes() if n.alive and n.label}
         missing = [h for h in the_plan.expected if h not in nodes]
-        if not missing:
-            return [nodes[h] for h in the_plan.expected]
+        secondary = sorted((label for label in nodes if label.startswith(SECONDARY)),
+                           key=lambda label: sm._host_order(label[len(SECONDARY):]))
+        if not missing and len(secondary) >= the_plan.secondary_hosts:
+            if len(secondary) > the_plan.secondary_hosts:
+                raise ClusterError(f"{len(secondary)} hosts of a secondary job joined ({', '.join(secondary)}), but "
+                                   f"rl_num_instances_secondary={the_plan.secondary_hosts}: give the primary the "
+                                   "secondary job's instance count (or two runs share one rendezvous: give each its "
+                                   "own s3_prefix or rl_run_id)")
+            return [nodes[h] for h in (*the_plan.expected, *secondary)]
         if not ray_node.alive():
             raise ClusterError(f"the head's Ray node exited (code {ray_node.process.returncode}) while waiting for "
-                               f"{', '.join(missing)} to join")
+                               f"{', '.join(missing) or 'the secondary job'} to join")
         if time.monotonic() >= deadline:
-            raise ClusterError(_missing_hosts_message(the_plan, missing, rendezvous, settings))
+            raise ClusterError(_missing_hosts_message(the_plan, missing, secondary, rendezvous, settings))
         time.sleep(POLL_S)
 
 
-def _missing_hosts_message(the_plan: ClusterPlan, missing: list[str], rendezvous: Rendezvous | None,
-                           settings: ClusterSettings) -> str:
-    joined = len(the_plan.expected) - len(missing)
-    lines = [f"only {joined} of {len(the_plan.expected)} hosts joined the Ray cluster within "
-             f"{settings.rendezvous_timeout_s:g} s (rl_rendezvous_timeout_s); missing: {', '.join(missing)}"]
-    if rendezvous is not None:
-        for label in missing:
-            job, _, host = label.rpartition("/")
-            job = job or the_plan.job or "job"
-            key = rendezvous.host_key(job, host)
-            try:
-                record = rendezvous.host_announcement(job, host)
-            except Exception as exc:  # noqa: BLE001 - the message is still useful without it
-                record, key = None, f"{key} (unreadable: {exc})"
-            if record is None:
-                hint = " — did the secondary job start, with the same rl_run_id, s3_bucket and s3_prefix?" \
-                    if job == "secondary" else ""
-                lines.append(f"  {label}: never announced itself at {rendezvous.url(key)}{hint}")
-            else:
-                lines.append(f"  {label}: announced itself from {record.get('address')} but its Ray node never "
-                             "joined — can it reach the head (security groups between the jobs allow all TCP)?")
+def _missing_hosts_message(the_plan: ClusterPlan, missing: list[str], secondary_joined: list[str],
+                           rendezvous: Rendezvous | None, settings: ClusterSettings) -> str:
+    """Which hosts did not join, and for each what the rendezvous knows of it (announced itself or not)."""
+    total = len(the_plan.expected) + the_plan.secondary_hosts
+    joined = len(the_plan.expected) - len(missing) + min(len(secondary_joined), the_plan.secondary_hosts)
+    details: list[tuple[str, str]] = []
+    for label in missing:  # this job's hosts: known by name; their slot is their place in the sorted host list
+        host = label
+        slot = sorted(the_plan.expected, key=sm._host_order).index(host) + 1
+        details.append((label, _announcement_note(rendezvous, the_plan.job or "job", slot, label)))
+    unjoined = the_plan.secondary_hosts - len(secondary_joined)
+    for slot in range(1, the_plan.secondary_hosts + 1):  # the secondary job's: known by slot (algo-<slot>)
+        if unjoined <= 0:
+            break
+        record = _announcement(rendezvous, "secondary", slot)
+        if isinstance(record, dict) and host_label("secondary", str(record.get("host"))) in secondary_joined:
+            continue
+        label = host_label("secondary", str(record["host"])) if isinstance(record, dict) else \
+            host_label("secondary", f"algo-{slot}")
+        details.append((label, _announcement_note(rendezvous, "secondary", slot, label, record)))
+        unjoined -= 1
+    lines = [f"only {joined} of {total} hosts joined the Ray cluster within {settings.rendezvous_timeout_s:g} s "
+             f"(rl_rendezvous_timeout_s); missing: {', '.join(label for label, _ in details)}"]
+    lines += [f"  {label}: {note}" for label, note in details if note]
     return "\n".join(lines)
+
+
+def _announcement(rendezvous: Rendezvous | None, job: str, slot: int) -> dict[str, Any] | str | None:
+    """The host's announcement record, None when there is none, or why it could not be read."""
+    if rendezvous is None:
+        return None
+    try:
+        return rendezvous.host_announcement(job, slot)
+    except Exception as exc:  # noqa: BLE001 - the message is still useful without it
+        return f"unreadable: {exc}"
+
+
+def _announcement_note(rendezvous: Rendezvous | None, job: str, slot: int, label: str,
+                       record: dict[str, Any] | str | None = "") -> str:
+    if rendezvous is None:
+        return ""
+    url = rendezvous.url(rendezvous.host_key(job, slot))
+    if record == "":
+        record = _announcement(rendezvous, job, slot)
+    if isinstance(record, str):
+        return f"its announcement {url} is {record}"
+    if record is None:
+        hint = (" — did the secondary job start, with the same s3_bucket and s3_prefix"
+                + (" and rl_run_id" if rendezvous.run_id and job == "secondary" else "")
+                + (f" (and ${SECRET_ENV})" if rendezvous.signed else "") + "?") if job == "secondary" else ""
+        return f"never announced itself at {url}{hint}"
+    return (f"announced itself from {record.get('address')} but its Ray node never joined — can it reach the head "
+            "(security groups between the jobs allow all TCP)?")
+
+
+def _head_token(rendezvous: Rendezvous | None, session: str, environ: Mapping[str, str]) -> tuple[str | None, str]:
+    """The head's Ray auth token and where the other nodes get it (rendezvous.AUTH_MODES)."""
+    given = environ.get("RAY_AUTH_TOKEN")
+    if given:
+        return given, "environment"
+    if rendezvous is not None and rendezvous.signed:
+        return rendezvous.token(session), "derived"
+    if rendezvous is not None:
+        return secrets.token_hex(32), "published"
+    return None, "off"
+
+
+# ---------------------------------------------------------------------------------------------------------- resources
+@dataclass(frozen=True)
+class Rollouts:
+    """What the training runs on the cluster: env runners (one CPU each) and the learner's GPUs."""
+
+    num_env_runners: int
+    num_gpus: float
+    notes: tuple[str, ...] = ()  # adjustments to what was asked, for the job's log
+
+
+def plan_rollouts(node: Node, settings: ClusterSettings, *, env_runners: tuple[str, int] | None = None,
+                  gpus: tuple[str, float] | None = None) -> Rollouts:
+    """Env runners and learner GPUs from the blog post's resource hyperparameters (``settings``) or the entry point's
+    own (``env_runners`` / ``gpus``: (hyperparameter name, value)), fitted to the cluster.
+
+    - ``rl.training.config.num_workers`` or the entry point's own count: that many env runners;
+      ``rl.training.config.num_cpus`` alone: one env runner per CPU given to rollouts; none: every CPU of the cluster
+      but the driver's. More env runners than the cluster's CPUs leave beside the driver are cut to that (logged):
+      Ray would otherwise wait forever for CPUs to place them.
+    - ``rl.training.config.num_gpus`` or the entry point's own: the learner's GPUs (one learner: at most 1, more is
+      cut and logged); more than the head host has is an error; none given: 1 when the head has a GPU.
+
+    Raises :class:`ClusterError` naming both keys when two of them ask the same thing.
+    """
+    notes: list[str] = []
+    cpus = sum(node.cpus_by_host.values())
+    free = max(1, cpus - 1)
+    asked = [(key, value) for key, value in (("rl.training.config.num_workers", settings.num_workers),
+                                             env_runners or (None, None)) if key and value is not None]
+    if len(asked) > 1:
+        raise ClusterError(f"{asked[0][0]}={asked[0][1]} and {asked[1][0]}={asked[1][1]} both set the number of env "
+                           "runners: give one of them")
+    if asked:
+        key, runners = asked[0]
+        if settings.num_cpus is not None and runners > settings.num_cpus:
+            raise ClusterError(f"{key}={runners} env runners need {runners} CPUs (one each), but "
+                               f"rl.training.config.num_cpus={settings.num_cpus} gives rollouts only "
+                               f"{settings.num_cpus}: raise num_cpus or lower {key}")
+    elif settings.num_cpus is not None:
+        key, runners = "rl.training.config.num_cpus", settings.num_cpus
+    else:
+        key, runners = "", node.num_env_runners
+    if key and runners > free:
+        notes.append(f"{key}={runners} asks for more env runners than the cluster's {cpus} CPUs leave beside the "
+                     f"driver ({free}; each env runner takes one CPU, the driver and its learner one): using {free}")
+        runners = free
+    asked_gpus = [(key, value) for key, value in (("rl.training.config.num_gpus", settings.num_gpus),
+                                                  gpus or (None, None)) if key and value is not None]
+    if len(asked_gpus) > 1:
+        raise ClusterError(f"{asked_gpus[0][0]}={asked_gpus[0][1]:g} and {asked_gpus[1][0]}={asked_gpus[1][1]:g} "
+                           "both set the learner's GPUs: give one of them")
+    if asked_gpus:
+        key, learner = asked_gpus[0]
+        if learner > node.num_gpus:
+            raise ClusterError(f"{key}={learner:g}: the learner runs on the head host ({node.host}), which has "
+                               f"{node.num_gpus} GPU(s); use a GPU instance for the head (the primary job, or "
+                               f"rl_head_instance_group) or set {key}=0")
+        if learner > 1:
+            notes.append(f"{key}={learner:g}: one learner uses one GPU: using 1")
+            learner = 1.0
+    else:
+        learner = 1.0 if node.num_gpus else 0.0
+    return Rollouts(num_env_runners=int(runners), num_gpus=float(learner), notes=tuple(notes))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Mapping
@@ -194,10 +195,18 @@ def failure_guard(main: Callable[..., int | None]) -> Callable[..., int]:
     return guarded
 
 
+_HOST_NAME = re.compile(r"^(.*?)-(\d+)(?:-([a-z0-9]+))?$")  # algo-2; SDK local mode: algo-2-x7k2p
+
+
 def _host_order(host: str) -> tuple[str, int, str]:
-    # algo-2 before algo-10: sort by the name's stem, then its number
-    stem, _, number = host.rpartition("-")
-    return (stem, int(number), "") if number.isdigit() else (host, -1, host)
+    # algo-2 before algo-10 (and algo-2-x7k2p before algo-10-x7k2p): the name's stem, then its number
+    match = _HOST_NAME.match(host)
+    return (match.group(1), int(match.group(2)), match.group(3) or "") if match else (host, -1, host)
+
+
+def host_slot(contract: Contract) -> int:
+    """This host's place in its job, from 1: ``algo-2`` (``algo-2-x7k2p`` in SDK local mode) is 2."""
+    return contract.hosts.index(contract.current_host) + 1
 
 
 def _instance_group(raw: Any, source: Path) -> InstanceGroup:
