@@ -15,6 +15,7 @@ import json
 import math
 import re
 import tarfile
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from battlesnake_gym.bots import BOTS
-from battlesnake_rllib.run import REPORTED, metric_lines
+from battlesnake_rllib.run import REPORTED, RunOutputs, metric_lines
 from sagemaker_rl import cli
 from sagemaker_rl.launch import (
     BUCKET_ENV,
@@ -206,6 +207,14 @@ def test_a_two_job_heterogeneous_run_shares_its_run_id_bucket_and_vpc(aws: Local
     assert [h.get("rl_num_instances_secondary") for h in hypers] == [2, None]  # the primary waits for 2 hosts
     vpc = {"Subnets": ["subnet-1a"], "SecurityGroupIds": ["sg-0123"]}
     assert [r["VpcConfig"] for r in aws.sent] == [vpc, vpc]
+    # one fresh rendezvous secret for both jobs, in their environment (the toolkit prints hyperparameters, not this)
+    secrets = [r["Environment"]["SM_RL_RENDEZVOUS_SECRET"] for r in aws.sent]
+    assert secrets[0] == secrets[1] and re.fullmatch("[0-9a-f]{64}", secrets[0])
+    assert all(secrets[0] not in json.dumps(h) for h in hypers)
+    again = build_estimators("heterogeneous", sagemaker_session=aws.session, instance_type="ml.g5.2xlarge",
+                             secondary_instance_type="ml.c5.4xlarge", subnets=["subnet-1a"],
+                             security_group_ids=["sg-0123"], **BASE)
+    assert again[0].environment["SM_RL_RENDEZVOUS_SECRET"] != secrets[0]  # per run
 
 
 @pytest.mark.slow
@@ -236,6 +245,7 @@ def test_a_dry_run_prints_the_jobs_as_json_and_submits_nothing(aws: LocalAws, ca
     assert plan["jobs"][0]["instance_type"] == "ml.g5.xlarge" and plan["jobs"][0]["image_uri"] == IMAGE
     assert "subnets" in captured.err and plan["warnings"], "a two-job run without a VPC is warned about"
     assert aws.job_names() == [] and aws.keys() == []
+    assert plan["jobs"][0]["environment"] == {"SM_RL_RENDEZVOUS_SECRET": "<a fresh secret, not shown>"}
 
 
 # ---------------------------------------------------------------------------------------------- bad input
@@ -383,6 +393,19 @@ def sagemaker_metrics(definitions: list[dict], log: list[str]) -> dict[str, list
 
 def test_the_metric_definitions_cover_every_line_the_entry_point_prints() -> None:
     assert set(DEFAULT_METRIC_NAMES) == set(REPORTED) | {f"win_rate_vs_{bot}" for bot in BOTS}
+
+
+def test_the_blog_posts_metric_definitions_read_the_entry_points_reward_lines(tmp_path: Path) -> None:
+    from sagemaker.rl import RLEstimator, RLToolkit
+
+    result = {"training_iteration": 4, "env_runners": {"episode_return_mean": -0.25, "episode_return_max": 1.02,
+                                                       "episode_len_mean": 31.5,
+                                                       "num_env_steps_sampled_lifetime": 4096}}
+    metrics = RunOutputs(tmp_path).iteration_metrics(result, started=time.time() - 2, steps_before=2048)
+    log = metric_lines(metrics)
+    post = sagemaker_metrics(RLEstimator.default_metric_definitions(RLToolkit.RAY), log)
+    assert post == {"episode_reward_mean": [-0.25], "episode_reward_max": [1.02]}
+    assert sagemaker_metrics(metric_definitions(), log)["episode_reward_max"] == [1.02]  # the launcher's too
 
 
 def test_the_metric_regexes_read_the_entry_points_lines_and_nothing_else() -> None:

@@ -25,6 +25,11 @@ platform hyperparameters below tell the job's Ray bootstrap which part of the cl
 - ``rl_run_id``: one fresh id per launch, shared by the two jobs of a run (older runs' records are never read);
 - ``rl_rendezvous_timeout_s``: how long a host waits for the rest of its cluster before the job fails.
 
+Every job of a launch also gets a fresh *rendezvous secret* in its environment (``SM_RL_RENDEZVOUS_SECRET``, not a
+hyperparameter: the toolkit prints hyperparameters in the job's log): the hosts sign their S3 records with it and
+derive the Ray auth token from it, so no token is ever written to S3 and a head record from anyone else is refused
+(``sagemaker_rl.rendezvous``).
+
 Storage layout, all under ``s3://BUCKET/PREFIX/``: ``code/<job>/source/sourcedir.tar.gz``,
 ``output/<job>/output/model.tar.gz``, ``checkpoints/<job>/`` (synced with ``/opt/ml/checkpoints``; managed spot
 resumes from it) and ``rendezvous/<run id>/`` (the Ray cluster's meeting records, see ``sagemaker_rl.rendezvous``).
@@ -55,6 +60,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .rendezvous import SECRET_ENV
+
 MODES = ("single", "homogeneous", "heterogeneous")
 
 #: Environment variables read when the matching argument is not given.
@@ -80,9 +87,9 @@ BUDGET_HYPERPARAMETER = "minutes"
 
 #: The ``name: value`` lines the entry point prints (battlesnake_rllib.run.REPORTED and the evaluation win rates;
 #: tests/test_launch.py keeps the two lists equal).
-EVAL_BOTS = ("random", "safe", "greedy", "flood")
+EVAL_BOTS = ("random", "safe", "greedy", "flood", "territory")
 DEFAULT_METRIC_NAMES = ("iteration", "episode_return_mean", "episode_len_mean", "env_steps_per_s",
-                        "num_env_steps_sampled_lifetime", "iteration_s",
+                        "num_env_steps_sampled_lifetime", "iteration_s", "episode_reward_mean", "episode_reward_max",
                         *(f"win_rate_vs_{bot}" for bot in EVAL_BOTS))
 #: A printed number: 12, -0.5, .25, 1e+06 (nan and inf never match, so SageMaker records nothing for them).
 FLOAT_PATTERN = r"[-+]?[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?"
@@ -226,6 +233,12 @@ class LaunchPlan:
     sources: Sources
     jobs: tuple[JobPlan, ...]
     warnings: tuple[str, ...]
+    rendezvous_secret: str = field(default="", repr=False)  # every job's $SM_RL_RENDEZVOUS_SECRET (never printed)
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """The environment variables of every job of the launch (the secret: see the module docstring)."""
+        return {SECRET_ENV: self.rendezvous_secret} if self.rendezvous_secret else {}
 
     @property
     def output_path(self) -> str:
@@ -245,6 +258,7 @@ class LaunchPlan:
             "source_dir": str(self.sources.source_dir), "entry_point": self.sources.entry_point,
             "dependencies": [str(p) for p in self.sources.dependencies],
             "metric_definitions": [dict(m) for m in self.metric_definitions],
+            "environment": {name: "<a fresh secret, not shown>" for name in self.environment},
         }
         jobs = []
         for job in self.jobs:
@@ -345,7 +359,7 @@ def plan_launch(settings: LaunchSettings, sagemaker_session: Any = None, *, crea
                       base_job_name=s.base_job_name, use_spot_instances=s.use_spot_instances, max_run=s.max_run,
                       max_wait=max_wait, subnets=subnets, security_group_ids=security_groups,
                       volume_size=s.volume_size, metric_definitions=tuple(metric_definitions(metrics)),
-                      sources=sources, jobs=jobs, warnings=tuple(warn))
+                      sources=sources, jobs=jobs, warnings=tuple(warn), rendezvous_secret=secrets.token_hex(32))
 
 
 def _group_spec(group: Any) -> GroupSpec:
@@ -662,7 +676,7 @@ def estimators_for(plan: LaunchPlan, sagemaker_session: Any) -> list:
             entry_point=sources.entry_point, source_dir=str(sources.source_dir),
             dependencies=[str(p) for p in sources.dependencies],
             image_uri=plan.image_uri, role=plan.role, **hosts,
-            hyperparameters=dict(job.hyperparameters),
+            hyperparameters=dict(job.hyperparameters), environment=dict(plan.environment),
             metric_definitions=[dict(m) for m in plan.metric_definitions], enable_sagemaker_metrics=True,
             output_path=plan.output_path, code_location=plan.code_location,
             checkpoint_s3_uri=job.checkpoint_s3_uri,

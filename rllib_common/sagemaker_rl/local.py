@@ -24,7 +24,10 @@ What each simulated host gets, as SageMaker gives it in a container:
   user hyperparameters, sorted, formatted as the toolkit formats them) in ``code/``, with the toolkit's ``SM_*``
   variables (``SM_HPS``, ``SM_HP_<KEY>``, ``SM_HOSTS``, ``SM_CURRENT_HOST``, ``SM_TRAINING_ENV``, ...);
 - its own loopback address for Ray (127.0.0.2, 127.0.0.3, ... through ``$SM_RL_HOST_ADDRESSES``), its own Ray temp
-  folder, and for two-job clusters a local S3 (a moto server on 127.0.0.1) through ``AWS_ENDPOINT_URL_S3``.
+  folder, and for two-job clusters a local S3 (a moto server on 127.0.0.1) through ``AWS_ENDPOINT_URL_S3``;
+- as ``battlesnake-rl sagemaker launch`` gives them, a fresh ``rl_run_id`` shared by the jobs of a two-job run and a
+  fresh rendezvous secret (``$SM_RL_RENDEZVOUS_SECRET``) shared by every host; ``rendezvous="post"`` gives neither
+  (the blog post's two jobs, which share only ``s3_bucket`` and ``s3_prefix``).
 
 A job fails when one of its hosts exits non-zero (its other hosts are stopped, as SageMaker stops the instances), and
 the error carries that host's ``output/failure``. At the end each job's ``model/`` folders are merged into
@@ -37,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -51,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from .cluster import HOST_ADDRESSES_ENV, RAY_PORT_ENV, RAY_START_ARGS_ENV, free_ports, wait_gone
+from .rendezvous import SECRET_ENV
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # rllib_common/sagemaker_rl -> the project (editable install)
 # The project's SageMaker job: what `battlesnake-rl sagemaker launch` ships as source_dir and dependencies.
@@ -59,6 +64,7 @@ DEFAULT_ENTRY_POINT = "train-mabs.py"
 DEFAULT_DEPENDENCIES = (PROJECT_ROOT / "battlesnake_gym", PROJECT_ROOT / "battlesnake_policy",
                         PROJECT_ROOT / "rllib_common" / "sagemaker_rl")
 MODES = ("single", "homogeneous", "heterogeneous")
+RENDEZVOUS = ("launcher", "post")  # what the jobs share: run id and secret (the launcher's way), or bucket and prefix
 LOCAL_BUCKET = "sagemaker-rl-local"
 OBJECT_STORE_BYTES = 256 * 1024**2  # per simulated host: Ray's default (30% of RAM per node) does not fit N nodes
 STOP_GRACE_S = 10.0  # a failed job's other hosts get this long to leave on their own before they are killed
@@ -207,10 +213,15 @@ class JobSpec:
 
 def plan_jobs(mode: str, instances: int, secondary_instances: int, instance_groups: Mapping[str, int] | None,
               head_group: str | None, hyperparameters: Mapping[str, Any], job_name: str,
-              s3: LocalS3 | None) -> list[JobSpec]:
-    """The jobs of a local run, with the platform hyperparameters each needs (the user's own win)."""
+              s3: LocalS3 | None, rendezvous: str = "launcher") -> list[JobSpec]:
+    """The jobs of a local run, with the platform hyperparameters each needs (the user's own win).
+
+    Two jobs share ``s3_bucket``, ``s3_prefix`` and (``rendezvous="launcher"``) a fresh ``rl_run_id``.
+    """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if rendezvous not in RENDEZVOUS:
+        raise ValueError(f"rendezvous must be one of {', '.join(RENDEZVOUS)}, got {rendezvous!r}")
     if instances < 1:
         raise ValueError(f"instances must be >= 1, got {instances}")
     user = dict(hyperparameters)
@@ -240,8 +251,9 @@ def plan_jobs(mode: str, instances: int, secondary_instances: int, instance_grou
         return [JobSpec(job_name, hosts, {"rl_head_instance_group": head_group, **user}, groups)]
     if s3 is None:
         raise ValueError("a primary + secondary run needs a local S3")
-    shared = {"s3_bucket": s3.bucket, "s3_prefix": f"rendezvous/{job_name}",
-              "rl_run_id": f"{job_name}-{uuid.uuid4().hex[:8]}"}
+    shared = {"s3_bucket": s3.bucket, "s3_prefix": f"rendezvous/{job_name}"}
+    if rendezvous == "launcher":
+        shared["rl_run_id"] = f"{job_name}-{uuid.uuid4().hex[:8]}"
     shared |= {k: user.pop(k) for k in list(shared) if k in user}
     primary = {"rl_cluster_type": "primary", "rl_num_instances_secondary": secondary_instances, **shared, **user}
     secondary = {"rl_cluster_type": "secondary", **shared, **{k: v for k, v in user.items()
@@ -340,6 +352,8 @@ class LocalJob:
     """A local run, step by step (``start``, ``wait``, ``kill_host``, ``close``); :func:`run_local_job` does it all.
 
     ``start_secondary=False`` leaves the secondary job of a two-job run unstarted (a secondary that never arrives).
+    ``rendezvous``: ``"launcher"`` (a fresh run id and rendezvous secret, as ``battlesnake-rl sagemaker launch``) or
+    ``"post"`` (neither: the jobs share only ``s3_bucket`` and ``s3_prefix``, as the blog post's estimators).
     """
 
     def __init__(self, *, mode: str = "single", instances: int = 1, secondary_instances: int = 0,
@@ -350,7 +364,8 @@ class LocalJob:
                  channels: Mapping[str, str | os.PathLike] | None = None, cpus_per_host: int = 2,
                  gpus_per_host: int = 0, work_dir: str | os.PathLike | None = None, job_name: str | None = None,
                  environment: Mapping[str, str] | None = None, s3: LocalS3 | None = None,
-                 start_secondary: bool = True, stream: Callable[[str], None] | None = None) -> None:
+                 start_secondary: bool = True, stream: Callable[[str], None] | None = None,
+                 rendezvous: str = "launcher") -> None:
         self.job_name = job_name or f"local-{mode}-{time.strftime('%Y%m%d-%H%M%S')}"
         self.work_dir = Path(work_dir or Path("runs") / "sagemaker-local" / self.job_name).resolve()
         self.source_dir = Path(source_dir).resolve()
@@ -360,6 +375,8 @@ class LocalJob:
         self.cpus_per_host = cpus_per_host
         self.gpus_per_host = gpus_per_host
         self.environment = dict(environment or {})
+        if rendezvous == "launcher":  # every host of the run: the rendezvous secret (never a hyperparameter)
+            self.environment.setdefault(SECRET_ENV, secrets.token_hex(32))
         self.start_secondary = start_secondary
         self.stream = stream
         self._check_inputs(cpus_per_host)
@@ -367,7 +384,7 @@ class LocalJob:
         self._own_s3 = s3 is None and two_jobs
         self.s3 = LocalS3() if self._own_s3 else s3
         self.specs = plan_jobs(mode, instances, secondary_instances, instance_groups, head_group,
-                               hyperparameters or {}, self.job_name, self.s3)
+                               hyperparameters or {}, self.job_name, self.s3, rendezvous)
         self.hosts: list[_Host] = []
         self._ray_tmp = ""
         self._started = 0.0
@@ -695,6 +712,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--job-name", default=None)
     parser.add_argument("--timeout", type=float, default=None, help="stop every host after this many seconds")
     parser.add_argument("--quiet", action="store_true", help="do not stream the hosts' logs")
+    parser.add_argument("--rendezvous", choices=RENDEZVOUS, default="launcher",
+                        help="launcher: a fresh rl_run_id and rendezvous secret per run, as `battlesnake-rl sagemaker "
+                             "launch` gives them; post: neither (two jobs share only s3_bucket and s3_prefix, as in "
+                             "the blog post)")
     return parser
 
 
@@ -713,7 +734,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                        source_dir=ns.source_dir, entry_point=ns.entry_point, dependencies=ns.dependencies,
                        channels=_key_values(ns.channel, "--channel"), cpus_per_host=ns.cpus_per_host,
                        gpus_per_host=ns.gpus_per_host, work_dir=ns.work_dir, job_name=ns.job_name,
-                       stream=None if ns.quiet else print)
+                       stream=None if ns.quiet else print, rendezvous=ns.rendezvous)
     except (ValueError, OSError, json.JSONDecodeError) as exc:
         parser.error(str(exc))
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)

@@ -491,12 +491,13 @@ def run_submitted(aws: Aws, names: Sequence[str], *, stream: Callable[[str], Non
     else:
         count = resources["InstanceCount"]
         shape = {"mode": "single" if count == 1 else "homogeneous", "instances": count, "job_name": names[0]}
-    # The hosts reach S3 (the rendezvous, and the cluster's auth token) on the stand-in, in the job's own bucket.
+    # The hosts reach S3 (the rendezvous records) on the stand-in, in the job's own bucket, with the job's environment
+    # (the launcher's rendezvous secret).
     s3 = LocalS3(bucket=hyperparameters.get("s3_bucket", aws.bucket))
     s3.endpoint = aws.endpoint_url or ""
     timeout_s = described[0].get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
     result = run_local_job(**shape, hyperparameters=hyperparameters, s3=s3, cpus_per_host=cpus_per_host,
-                           stream=stream, timeout_s=timeout_s,
+                           stream=stream, timeout_s=timeout_s, environment=dict(described[0].get("Environment") or {}),
                            **({"work_dir": Path(work_dir) / shape["job_name"]} if work_dir is not None else {}))
     s3_client = aws.s3()
     for i, job in enumerate(result.jobs):
