@@ -14,11 +14,13 @@ from the newest), ``metrics.csv`` and ``tb/`` (TensorBoard), ``model/`` (TorchSc
 loadable without Ray), ``learning_curve.png`` and ``replay.gif`` (an evaluation game).
 
 Inside a SageMaker job (a ``resourceconfig.json`` under ``SAGEMAKER_BASE_DIR``, default ``/opt/ml``) the same script
-takes its settings from the job's hyperparameters (the flags below, by name, plus ``rl.SECTION.KEY`` RLlib settings;
-an unknown one fails the job naming it), forms a Ray cluster over the job's hosts (worker hosts only serve env
-runners), resumes from the newest checkpoint in the checkpoint folder, saves one and exports the model when
-SIGTERM arrives (spot interruption), and writes ``model/`` (model.tar.gz), ``output/data`` and, on error,
-``output/failure``.
+takes its settings from the job's hyperparameters (the flags below, by name, plus ``rl.SECTION.KEY`` RLlib settings,
+and the blog post's ``num_iters``, ``num_agents``, ``rl.training.config.num_workers|num_cpus|num_gpus`` and
+``aws_region``; an unknown one fails the job naming it), forms a Ray cluster over the job's hosts (worker hosts only
+serve env runners), resumes from the newest complete checkpoint in the checkpoint folder (with the job's settings:
+the cluster's env runners and GPUs, the learning rate, ...; settings that change the network are refused), saves one
+and exports the model when SIGTERM arrives (spot interruption, StopTrainingJob), and writes ``model/``
+(model.tar.gz), ``output/data`` and, on error, ``output/failure``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, fields, replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -36,10 +38,20 @@ if str(HERE) not in sys.path:  # SageMaker runs this file from source_dir, next 
     sys.path.insert(0, str(HERE))
 
 from battlesnake_rllib.config import ConfigError, TrainArgs, build_config  # noqa: E402
-from battlesnake_rllib.run import Progress, RunOutputs, evaluate_module, metric_lines  # noqa: E402
+from battlesnake_rllib.run import (  # noqa: E402
+    Progress,
+    RunOutputs,
+    apply_learning_rate,
+    evaluate_module,
+    metric_lines,
+    resume_changes,
+)
 from sagemaker_rl import contract as sagemaker_job  # noqa: E402
 from sagemaker_rl.checkpoints import StopSignal  # noqa: E402
-from sagemaker_rl.hyperparameters import HyperparameterError, to_argv  # noqa: E402
+from sagemaker_rl.hyperparameters import TUNE_ALIASES, HyperparameterError, to_argv  # noqa: E402
+
+#: The blog post's game hyperparameters, as this script's flags (the generic ones are sagemaker_rl's).
+GAME_ALIASES = {"num_agents": ("num_snakes", int)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,26 +97,31 @@ def main(argv: list[str] | None = None) -> int:
     cluster_settings, hyperparameters = None, {}
     try:
         if job.in_sagemaker:  # the job's hyperparameters are the command line; the toolkit's echo of them is ignored
-            from sagemaker_rl.cluster import ClusterSettings
+            from sagemaker_rl.cluster import ClusterError, ClusterSettings
 
-            cluster_settings, hyperparameters = ClusterSettings.from_hyperparameters(job.hyperparameters)
-            argv = to_argv(hyperparameters, build_parser())
+            try:
+                cluster_settings, hyperparameters = ClusterSettings.from_hyperparameters(job.hyperparameters)
+            except ClusterError as exc:
+                raise ConfigError(str(exc)) from None
+            argv = to_argv(hyperparameters, build_parser(), aliases={**TUNE_ALIASES, **GAME_ALIASES})
         args, run = parse_args(argv)
         config = build_config(args)
     except (ConfigError, HyperparameterError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        if job.in_sagemaker:
-            sagemaker_job.write_failure(job, f"bad training settings: {exc}")
-        return 2
+        return bad_settings(job, exc)
+    stop = StopSignal()  # from now on SIGTERM (a spot interruption, a stop) only asks the training loop to end
+    try:
+        return run_job(job, args, run, config, cluster_settings, stop)
+    finally:
+        if not job.in_sagemaker:  # in a job the process ends here: a late SIGTERM must not kill its clean exit
+            stop.restore()
+
+
+def run_job(job, args: TrainArgs, run: argparse.Namespace, config, cluster_settings, stop: StopSignal) -> int:
+    """The job once its settings are good: cluster, resume, training, outputs; its exit code."""
     if job.in_sagemaker:
         out = RunOutputs(job.output_data_dir, model_dir=job.model_dir, checkpoint_dir=job.checkpoint_dir)
     else:
         out = RunOutputs(Path(run.out))
-    resume_from = out.checkpoints.newest() if (run.resume or job.in_sagemaker) else None
-    if run.resume and resume_from is None:
-        print(f"error: --resume but no checkpoint in {out.checkpoints.folder}", file=sys.stderr)
-        return 2
-    out.write_config(args)
 
     # ---------------------------------------------------------------- the Ray cluster (worker hosts only serve)
     node = None
@@ -113,13 +130,26 @@ def main(argv: list[str] | None = None) -> int:
 
         node = bootstrap(job, cluster_settings)
         if not node.is_head:
+            stop.message = "this host keeps serving its env runners until the head has saved and ends training"
             return node.serve_until_done()
-        if "num_env_runners" not in hyperparameters:  # every CPU of the cluster but the driver's samples
-            config.env_runners(num_env_runners=node.num_env_runners)
-        if "num_gpus" not in hyperparameters and node.num_gpus:
-            config.learners(num_gpus_per_learner=1)
     try:
-        code = train(config, args, run, out, resume_from, node)
+        if node is not None:  # what the cluster runs: env runners and learner GPUs, recorded as the run's settings
+            args, config = fit_to_cluster(args, run, node, cluster_settings)
+        resume_from = find_checkpoint(out, run, job)
+        if resume_from is not None:
+            for name, (then, now) in resume_changes(resume_from, args, out.root).items():
+                print(f"resumed with a changed setting: {name} {then!r} -> {now!r}")
+    except (ConfigError, FileNotFoundError) as exc:
+        if node is not None:
+            node.finish(success=False, reason=str(exc))
+        return bad_settings(job, exc)
+    except BaseException:
+        if node is not None:
+            node.finish(success=False)
+        raise
+    out.write_config(args)
+    try:
+        code = train(config, args, run, out, resume_from, node, stop)
     except BaseException:
         if node is not None:
             node.finish(success=False)  # worker hosts leave now instead of waiting for a head that is gone
@@ -129,10 +159,48 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-def train(config, args: TrainArgs, run: argparse.Namespace, out: RunOutputs, resume_from: Path | None, node) -> int:
+def bad_settings(job, exc: Exception) -> int:
+    """A setting that cannot run: the message on stderr (and in output/failure in a job), exit code 2."""
+    print(f"error: {exc}", file=sys.stderr)
+    if job.in_sagemaker:
+        sagemaker_job.write_failure(job, f"bad training settings: {exc}")
+    return 2
+
+
+def fit_to_cluster(args: TrainArgs, run: argparse.Namespace, node, cluster_settings) -> tuple[TrainArgs, object]:
+    """The env runners and learner GPUs the cluster runs (sagemaker_rl.cluster.plan_rollouts), in the settings."""
+    from sagemaker_rl.cluster import ClusterError, plan_rollouts
+
+    try:
+        rollouts = plan_rollouts(
+            node, cluster_settings,
+            env_runners=("num_env_runners", run.num_env_runners) if run.num_env_runners is not None else None,
+            gpus=("num_gpus", run.num_gpus) if run.num_gpus is not None else None)
+    except ClusterError as exc:
+        raise ConfigError(str(exc)) from None
+    for note in rollouts.notes:
+        print(f"note: {note}", flush=True)
+    args = replace(args, num_env_runners=rollouts.num_env_runners, num_gpus=rollouts.num_gpus)
+    return args, build_config(args)
+
+
+def find_checkpoint(out: RunOutputs, run: argparse.Namespace, job) -> Path | None:
+    """The newest complete checkpoint to resume from (a SageMaker job always looks; a local run with --resume),
+    after removing unfinished ones (a save cut short, a torn upload)."""
+    if not (run.resume or job.in_sagemaker):
+        return None
+    for line in out.checkpoints.clean():
+        print(f"removed an incomplete checkpoint: {line}", flush=True)
+    newest = out.checkpoints.newest()
+    if run.resume and newest is None:
+        raise FileNotFoundError(f"--resume but no complete checkpoint in {out.checkpoints.folder}")
+    return newest
+
+
+def train(config, args: TrainArgs, run: argparse.Namespace, out: RunOutputs, resume_from: Path | None, node,
+          stop: StopSignal) -> int:
     import ray
     import torch
-    from ray.rllib.algorithms.algorithm import Algorithm
 
     torch.set_num_threads(args.driver_threads())  # the learner's threads (a local runner sets the same)
 
@@ -142,10 +210,15 @@ def train(config, args: TrainArgs, run: argparse.Namespace, out: RunOutputs, res
     else:
         ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False,
                  num_cpus=max(2, (os.cpu_count() or 2)), configure_logging=False)
+    stop.install()  # ray.init took SIGTERM over (it exits at once): take it back
     deadline = time.time() + 60 * run.minutes
-    if resume_from is not None:
-        algo = Algorithm.from_checkpoint(str(resume_from))
-        print(f"resumed from {resume_from} at iteration {algo.iteration}")
+    if resume_from is not None:  # this run's settings, the checkpoint's state (weights, optimizer, iteration, ...)
+        algo = config.build_algo()
+        algo.restore_from_path(resume_from)
+        lr = apply_learning_rate(algo)
+        out.rewind(algo.iteration)
+        print(f"resumed from {resume_from} at iteration {algo.iteration} (learning rate now {lr:g}, "
+              f"{args.num_env_runners} env runners)")
     else:
         algo = config.build_algo()
         if args.imitate:  # a warm start: the policy first learns the bot's moves (battlesnake_rllib.imitation)
@@ -160,7 +233,6 @@ def train(config, args: TrainArgs, run: argparse.Namespace, out: RunOutputs, res
     opponents = [o for o in run.eval_opponents.split(",") if o]
     steps_before = None
     progress = Progress(run.minutes, run.iterations)
-    stop = StopSignal()
     while (time.time() < deadline and (run.iterations is None or algo.iteration < run.iterations)
            and not stop.requested):
         started = time.time()
@@ -177,6 +249,7 @@ def train(config, args: TrainArgs, run: argparse.Namespace, out: RunOutputs, res
             out.save_checkpoint(algo)
 
     # ---------------------------------------------------------------- outputs of the run
+    stop.message = "training has ended: saving and exporting as planned"
     progress.close()
     checkpoint = out.save_checkpoint(algo)
     print(f"checkpoint: {checkpoint}")
@@ -196,9 +269,9 @@ def train(config, args: TrainArgs, run: argparse.Namespace, out: RunOutputs, res
         print(f"serve it:    battlesnake-rl serve --model {out.model_dir}")
     out.plot_learning_curve()
     out.close()
-    stop.restore()
     algo.stop()
     ray.shutdown()
+    stop.install()  # ray.shutdown() reset SIGTERM to its default, which would kill the exit still to come
     print(f"run folder: {out.root}")
     return 0
 
@@ -218,4 +291,16 @@ def env_runner_hosts(algo, node) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    try:
+        in_job = sagemaker_job.load().in_sagemaker
+    except sagemaker_job.ContractError:  # main() has reported it
+        in_job = False
+    if in_job:
+        # A job's host ends here, its work done. Python's own exit would first put SIGTERM back to its default action,
+        # then wait on Ray's threads: a SIGTERM meanwhile (docker-compose stopping the job as another host ends)
+        # would turn a clean exit into a kill.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

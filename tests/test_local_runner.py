@@ -26,13 +26,20 @@ from sagemaker_rl.local import (
     sdk_hyperparameters,
     toolkit_args,
 )
-from sagemaker_rl.rendezvous import HeadRecord, Rendezvous, S3Store
+from sagemaker_rl.rendezvous import HeadRecord, Rendezvous, S3Store, derive_token
 
 REPO = Path(__file__).resolve().parents[1]
 JOBS = REPO / "tests" / "sagemaker_jobs"
 PLATFORM = REPO / "rllib_common" / "sagemaker_rl"
 PROBE = {"source_dir": JOBS, "entry_point": "ray_probe.py", "dependencies": [PLATFORM]}
 ECHO = {"source_dir": JOBS, "entry_point": "echo_contract.py", "dependencies": [PLATFORM]}
+
+
+def objects(s3: LocalS3) -> dict[str, bytes]:
+    """Every object of the local S3's bucket (moto keeps one store per process: other tests' too): key -> body."""
+    client = s3.client()
+    listing = client.list_objects_v2(Bucket=s3.bucket).get("Contents", [])
+    return {o["Key"]: client.get_object(Bucket=s3.bucket, Key=o["Key"])["Body"].read() for o in listing}
 
 
 def metric(log: str, name: str) -> dict[str, int]:
@@ -207,6 +214,9 @@ def test_a_two_host_homogeneous_training_job_samples_on_every_host_and_ships_the
     assert {"policy.pt", "policy.onnx", "rl_module"} <= set(names)
     checkpoint = Path(next(line for line in head_log.splitlines() if line.startswith("checkpoint: ")).split(": ")[1])
     assert checkpoint.parent == result.host("algo-1").base_dir / "checkpoints" and checkpoint.is_dir()
+    with tarfile.open(result.model_tar) as tar:  # what ran, recorded by the head (the worker writes no model files)
+        assert json.load(tar.extractfile("config.json"))["training"]["num_env_runners"] == 3
+    assert not (result.host("algo-2").base_dir / "model" / "config.json").exists()
 
 
 @pytest.mark.slow
@@ -215,22 +225,61 @@ def test_a_primary_and_a_secondary_training_job_meet_through_s3_past_stale_keys_
     with LocalS3() as s3:
         store = S3Store(s3.bucket, "rendezvous/hetero", client=s3.client())
         earlier = Rendezvous(store, "run-1")  # an earlier run under the same prefix, its head long gone
-        earlier.publish_head(HeadRecord("127.0.0.250:9", "algo-1", "old", "old-token", 1.0))
-        earlier.announce_host("secondary", "algo-1", "127.0.0.251")
+        earlier.publish_token("old", "old-token")
+        earlier.publish_head(HeadRecord("127.0.0.250:9", "algo-1", "old", "published", 1.0))
+        earlier.announce_host("secondary", 1, "algo-1", "127.0.0.251")
         earlier.announce_done("old", success=True)
-        retried = Rendezvous(store, "run-2")  # this run's id, left by a failed first attempt of the job
-        retried.publish_head(HeadRecord("127.0.0.252:9", "algo-1", "attempt-1", "old-token", 1.0))
+        retried = Rendezvous(store, "run-2")  # this run's id, left by a failed first attempt without a secret
+        retried.publish_head(HeadRecord("127.0.0.252:9", "algo-1", "attempt-1", "published", 1.0))
         retried.announce_done("attempt-1", success=False, reason="first attempt")
         hyperparameters = train_hyperparameters(rl_run_id="run-2", s3_prefix="rendezvous/hetero", no_export=True,
                                                 eval_opponents="")
-        result = run_local_job(mode="heterogeneous", instances=1, secondary_instances=1, s3=s3,
-                               hyperparameters=hyperparameters, work_dir=tmp_path, job_name="hetero", timeout_s=480)
-        final = retried.read_head()
+        job = LocalJob(mode="heterogeneous", instances=1, secondary_instances=1, s3=s3,
+                       hyperparameters=hyperparameters, work_dir=tmp_path, job_name="hetero")
+        try:
+            job.start()
+            result = job.wait(480).check()
+        finally:
+            job.close()
+        secret = job.environment["SM_RL_RENDEZVOUS_SECRET"]
+        final, _ = Rendezvous(store, "run-2", secret=secret).read_head()
+        left = {key: body for key, body in objects(s3).items() if "/run-2/" in key}
     head_log = result.host("algo-1").log_text()
     runners = metric(head_log, "env_runner_hosts")
     assert runners.keys() == {"algo-1", "secondary/algo-1"} and sum(runners.values()) == 3
-    assert "Ray token auth is on, with the token from this head" in head_log
-    assert final.session != "attempt-1" and final.address.startswith("127.0.0.2:")
+    assert "Ray token auth is on, with a token every node derives from the rendezvous secret" in head_log
+    assert final.session != "attempt-1" and final.address.startswith("127.0.0.2:") and final.auth == "derived"
     assert [j.success for j in result.jobs] == [True, True]
     assert "the head announced the end of training; leaving" in result.host("algo-1", job=1).log_text()
     assert "config.json" in tar_names(result.model_tar)
+    token = derive_token(secret, final.session)  # the cluster's Ray token: in no log, no record, and never stored
+    assert all(token not in h.log_text() and secret not in h.log_text() for h in result.hosts)
+    assert sorted(left) == ["rendezvous/hetero/run-2/done.json", "rendezvous/hetero/run-2/head.json",
+                            "rendezvous/hetero/run-2/hosts/secondary/algo-1.json"]
+    assert not any(token.encode() in body or secret.encode() in body for body in left.values())
+
+
+@pytest.mark.slow
+def test_the_blog_posts_two_jobs_meet_with_only_bucket_and_prefix_and_leave_no_token(tmp_path: Path) -> None:
+    post = {"num_iters": 1, "num_agents": 3, "rl.training.config.num_workers": 3, "rl.training.config.num_gpus": 0,
+            "aws_region": "us-east-1"}
+    tiny = {k: v for k, v in train_hyperparameters().items() if k != "iterations"}
+    with LocalS3() as s3:
+        result = run_local_job(mode="heterogeneous", instances=1, secondary_instances=1, s3=s3, rendezvous="post",
+                               hyperparameters={**tiny, **post, "no_export": True, "eval_opponents": ""},
+                               work_dir=tmp_path, job_name="post", timeout_s=480)
+        left = {key: body for key, body in objects(s3).items() if key.startswith("rendezvous/post/")}
+    head_log = result.host("algo-1").log_text()
+    written = json.loads((result.host("algo-1").base_dir / "input" / "config" / "hyperparameters.json").read_text())
+    assert "rl_run_id" not in written and "s3_prefix" in written
+    assert "shared through the S3 rendezvous (no $SM_RL_RENDEZVOUS_SECRET)" in head_log
+    assert "every host has joined: deleted the Ray token record s3://sagemaker-rl-local/rendezvous/post/token.json" \
+        in head_log
+    assert sorted(left) == ["rendezvous/post/done.json", "rendezvous/post/head.json",
+                            "rendezvous/post/hosts/secondary/algo-1.json"]  # no token.json: deleted
+    assert not any(b"auth_token" in body for body in left.values())
+    assert metric(head_log, "env_runner_hosts").keys() == {"algo-1", "secondary/algo-1"}
+    with tarfile.open(result.model_tar) as tar:
+        training = json.load(tar.extractfile("config.json"))["training"]
+    assert (training["num_snakes"], training["num_env_runners"]) == (3, 3)  # num_agents, num_workers
+    assert [line for line in head_log.splitlines() if line.startswith("iteration: ")][0] == "iteration: 1"

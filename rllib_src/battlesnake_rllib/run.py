@@ -20,8 +20,16 @@ from battlesnake_gym.evaluation import evaluate
 from sagemaker_rl.checkpoints import CheckpointStore
 
 #: The per-iteration metrics printed as ``name: value`` lines (SageMaker metric definitions match these names).
+#: ``episode_reward_mean`` and ``episode_reward_max`` are the names of the blog post's metric definitions
+#: (``RLEstimator.default_metric_definitions(RLToolkit.RAY)``, from Ray 0.8): the mean and the best return of a snake's
+#: life over the same window as ``episode_return_mean`` (an episode here is one snake's life, not a whole game).
 REPORTED = ("iteration", "episode_return_mean", "episode_len_mean", "env_steps_per_s", "num_env_steps_sampled_lifetime",
-            "iteration_s")
+            "iteration_s", "episode_reward_mean", "episode_reward_max")
+
+#: Settings a resumed run must keep (they shape the network, its input, or the algorithm's state); any other setting
+#: may change on resume and is applied (learning rate, env runners and GPUs of the cluster, opponents, ...).
+FIXED_ON_RESUME = ("algorithm", "encoder", "view", "width", "height", "conv_filters", "hidden")
+TRAIN_ARGS_FILE = "train_args.json"  # in every checkpoint: the settings it was trained with
 
 
 def metric_lines(metrics: dict[str, Any]) -> list[str]:
@@ -32,6 +40,52 @@ def metric_lines(metrics: dict[str, Any]) -> list[str]:
         value = metrics[key]
         lines.append(f"{key}: {value:.6g}" if isinstance(value, float) else f"{key}: {value}")
     return lines
+
+
+def resume_changes(checkpoint: Path, args, run_folder: Path | None = None) -> dict[str, tuple[Any, Any]]:
+    """The settings that differ from those ``checkpoint`` was trained with: name -> (then, now).
+
+    They are read from the checkpoint's ``train_args.json`` (else the run folder's ``config.json``, for checkpoints
+    written before it; else nothing is compared). A change of a ``FIXED_ON_RESUME`` setting raises ``ConfigError``
+    naming each one; every other change is applied by the resumed run (it builds its algorithm from the settings it
+    is given, then restores the checkpoint's state into it).
+    """
+    from .config import ConfigError
+
+    source = checkpoint / TRAIN_ARGS_FILE
+    if not source.is_file() and run_folder is not None:
+        source = run_folder / "config.json"
+    if not source.is_file():
+        return {}
+    saved = json.loads(source.read_text())
+    now = args.to_dict()
+    changed = {name: (saved[name], value) for name, value in now.items() if name in saved and saved[name] != value}
+    fixed = [name for name in FIXED_ON_RESUME if name in changed]
+    if fixed:
+        raise ConfigError(f"cannot resume from {checkpoint} with other settings for "
+                          + "; ".join(f"{name} ({changed[name][0]!r} in the checkpoint, {changed[name][1]!r} now)"
+                                      for name in fixed)
+                          + ": they change the network, its input or the algorithm. Set them back, or start a new "
+                            "run (another --out; in SageMaker another checkpoint_s3_uri)")
+    return changed
+
+
+def apply_learning_rate(algo) -> float:
+    """After a restore each optimizer holds the checkpoint's learning rate until its first update: give it this
+    run's (its schedule's value now). Returns the learning rate the optimizers have."""
+    from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
+
+    steps = int(algo.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0))
+
+    def set_learning_rate(learner) -> list[float]:
+        rates = []
+        for optimizer, schedule in learner._optimizer_lr_schedules.items():
+            learner._set_optimizer_lr(optimizer, lr=schedule.update(timestep=steps))
+            rates += [float(group["lr"]) for group in optimizer.param_groups]
+        return rates
+
+    rates = [rate for call in algo.learner_group.foreach_learner(set_learning_rate) for rate in call.get()]
+    return rates[0] if rates else float("nan")
 
 
 class ModulePolicy:
@@ -143,6 +197,7 @@ class RunOutputs:
         self.replay = root / "replay.gif"
         self._writer = None
         self._rows: list[dict] = []
+        self.args = None  # the run's settings (write_config), saved into every checkpoint
         if self.metrics_csv.exists():  # a resumed run appends
             with self.metrics_csv.open() as fh:
                 self._rows = list(csv.DictReader(fh))
@@ -152,6 +207,7 @@ class RunOutputs:
         spec beside the model (``battlesnake_policy``'s config.json: what evaluate, serve and the endpoint read)."""
         from battlesnake_policy import write_config
 
+        self.args = args
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "config.json").write_text(json.dumps(args.to_dict(), indent=2, default=str) + "\n")
         if self.model_dir != self.root:
@@ -167,6 +223,8 @@ class RunOutputs:
             "episode_len_mean": float(runners.get("episode_len_mean", float("nan"))),
             "num_env_steps_sampled_lifetime": steps,
             "iteration_s": elapsed,
+            "episode_reward_mean": float(runners.get("episode_return_mean", float("nan"))),
+            "episode_reward_max": float(runners.get("episode_return_max", float("nan"))),
         }
         if steps_before is not None and elapsed > 0:
             metrics["env_steps_per_s"] = (steps - steps_before) / elapsed
@@ -174,6 +232,10 @@ class RunOutputs:
             if key in runners:
                 metrics[key] = int(runners[key])
         return metrics
+
+    def rewind(self, iteration: int) -> None:
+        """Forget the metrics of iterations after ``iteration`` (a resume from an older checkpoint redoes them)."""
+        self._rows = [row for row in self._rows if int(float(row.get("iteration") or 0)) <= iteration]
 
     def log(self, metrics: dict) -> None:
         self._rows.append({k: v for k, v in metrics.items()})
@@ -193,7 +255,13 @@ class RunOutputs:
         self._writer.flush()
 
     def save_checkpoint(self, algo) -> Path:
-        return self.checkpoints.save(algo.iteration, lambda folder: algo.save_to_path(str(folder)))
+        """The algorithm's state and the run's settings, committed with a manifest (sagemaker_rl.checkpoints)."""
+        def write(folder: Path) -> None:
+            algo.save_to_path(str(folder))
+            if self.args is not None:
+                (folder / TRAIN_ARGS_FILE).write_text(json.dumps(self.args.to_dict(), indent=2, default=str) + "\n")
+
+        return self.checkpoints.save(algo.iteration, write)
 
     def export(self, checkpoint: Path) -> dict[str, Path]:
         """TorchScript and ONNX policies (loadable without Ray) and the RLModule checkpoint, under model/.
