@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # The CI stage of the training image (`make test-docker`): install Docker when missing, start its daemon when it is
-# not running, build the local base image and the training image, and run a real SageMaker SDK local-mode job of
-# train-mabs.py in it (docker/local_mode_job.py), timing each phase.
+# not running, build the local base image and the training image, then run real SageMaker SDK local-mode jobs of
+# train-mabs.py in it, timing each phase:
+#   - the blog post's three snippets (docker/blog_post_jobs.py): one instance, two of one type, and a primary and a
+#     secondary job meeting through S3 (a local moto server) to form one Ray cluster;
+#   - a spot interruption (docker/spot_stop_job.py): SIGTERM to a running 2-host job's containers, then a second
+#     job resuming from the checkpoint the first one saved.
 #
 #   PYTHON=.venv/bin/python docker/test_docker.sh      the Python with the project's test extra (sagemaker, moto)
-#   DOCKER_JOB_HOSTS=1 ...                             instance_count of the job (default 2)
+#   DOCKER_JOBS=single,spot ...                        a subset of: single homogeneous heterogeneous spot
 #
 # Idempotent: a running dockerd, the base image and unchanged build steps are reused. A dockerd this script starts
-# is left running (its log: /var/log/battlesnake-dockerd.log); the job's containers are removed after it, and a job
+# is left running (its log: /var/log/battlesnake-dockerd.log); the jobs' containers are removed after them, and a job
 # past its time budget is killed, so the stage never hangs.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 python="${PYTHON:-python3}"
-hosts="${DOCKER_JOB_HOSTS:-2}"
+jobs="${DOCKER_JOBS:-single,homogeneous,heterogeneous,spot}"
 timings=()
 report_timings() {
     local code=$?
@@ -26,7 +30,7 @@ phase() {  # phase NAME COMMAND...: run it, and record how long it took (failed 
     shift
     echo "==> $name"
     "$@" || code=$?
-    timings+=("$(printf '%-16s %4d s%s' "$name" $((SECONDS - start)) "$([[ $code == 0 ]] || echo "  (exit $code)")")")
+    timings+=("$(printf '%-20s %4d s%s' "$name" $((SECONDS - start)) "$([[ $code == 0 ]] || echo "  (exit $code)")")")
     return $code
 }
 
@@ -71,4 +75,12 @@ phase "install docker" install_docker
 phase "start dockerd" start_dockerd
 phase "base image" "$root/docker/build_base.sh"
 phase "training image" timeout 25m "$root/docker/build.sh"
-phase "local-mode job" "$python" "$root/docker/local_mode_job.py" --hosts "$hosts"
+chosen() { [[ ",$jobs," == *",$1,"* ]]; }
+for snippet in single homogeneous heterogeneous; do
+    if chosen "$snippet"; then
+        phase "post: $snippet" "$python" "$root/docker/blog_post_jobs.py" --only "$snippet"
+    fi
+done
+if chosen spot; then
+    phase "spot stop+resume" "$python" "$root/docker/spot_stop_job.py"
+fi

@@ -2,8 +2,8 @@
 
 The image itself is built and run by ``make test-docker`` (docker/test_docker.sh: a real SageMaker SDK local-mode
 job); these tests catch, in seconds, a Dockerfile pin that drifted from setup.py, a build context missing a package,
-an image that would run its own code instead of the job's, and a local-mode hyperparameter train-mabs.py no longer
-knows.
+an image that would run its own code instead of the job's or swallow SIGTERM, and a local-mode hyperparameter
+train-mabs.py no longer knows.
 """
 
 from __future__ import annotations
@@ -64,6 +64,12 @@ def test_the_image_leaves_the_entry_point_and_the_code_folder_to_the_job() -> No
     assert instructions[-1] == ("CMD", '["train"]')
 
 
+def test_the_images_pid_1_is_the_init_that_forwards_sigterm_to_the_training_script() -> None:
+    # SageMaker runs `docker run IMAGE train`: `train` replaces CMD and becomes the ENTRYPOINT's argument
+    entrypoints = [args for kind, args in dockerfile_instructions() if kind == "ENTRYPOINT"]
+    assert entrypoints == ['["/opt/battlesnake/bin/python", "-m", "sagemaker_rl.init"]']
+
+
 def test_the_build_context_holds_every_package_setup_py_installs_and_no_run_outputs(tmp_path: Path) -> None:
     context = tmp_path / "context"
     done = subprocess.run(["bash", str(DOCKER / "build.sh"), "--context-only", str(context)],
@@ -81,24 +87,22 @@ def test_the_build_context_holds_every_package_setup_py_installs_and_no_run_outp
     assert "find-links = /tmp/pip/wheels" in (context / "pip" / "pip.conf").read_text()
 
 
-def test_the_local_mode_jobs_hyperparameters_are_settings_train_mabs_accepts() -> None:
+def test_the_spot_jobs_hyperparameters_are_settings_train_mabs_accepts() -> None:
     pytest.importorskip("ray")
-    job = load_script(DOCKER / "local_mode_job.py", "local_mode_job")
+    job = load_script(DOCKER / "spot_stop_job.py", "spot_stop_job")
     train = load_script(ROOT / "rllib_src" / "train-mabs.py", "train_mabs")
     from sagemaker_rl.hyperparameters import to_argv
 
-    argv = to_argv(job.TINY_HYPERPARAMETERS, train.build_parser())
-    args, run = train.parse_args(argv)
+    args, run = train.parse_args(to_argv({**job.TINY, "iterations": 3}, train.build_parser()))
     args.validate()
-    assert run.iterations == 1 and args.num_games == job.TINY_HYPERPARAMETERS["num_games"]
+    assert (run.iterations, run.checkpoint_every, args.num_games) == (3, 1000, job.TINY["num_games"])
 
 
-def test_the_local_mode_job_refuses_a_malformed_hyperparameter_naming_it(capsys: pytest.CaptureFixture) -> None:
-    job = load_script(DOCKER / "local_mode_job.py", "local_mode_job")
-    assert job.main(["--hyperparameter", "num_games"]) == 2
-    assert "'num_games' must look like KEY=JSON" in capsys.readouterr().err
+def test_the_blog_post_jobs_refuse_an_unknown_snippet_naming_the_known_ones(capsys: pytest.CaptureFixture) -> None:
+    jobs = load_script(DOCKER / "blog_post_jobs.py", "blog_post_jobs")
     with pytest.raises(SystemExit):
-        job.main(["--hosts", "0"])
+        jobs.main(["--only", "single,hetero"])
+    assert "unknown snippet(s) ['hetero']; known: single, homogeneous, heterogeneous" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("script", sorted(p.name for p in DOCKER.glob("*.sh")))
