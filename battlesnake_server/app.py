@@ -408,6 +408,9 @@ class SnakeApp:
                 answer.move = self._choose(req, prefs, self.safety, stop if deadline is None else
                                            min(deadline, stop), seed)
             answer.stage = "done"
+        except Exception:  # a reply must go out: the best move known so far does
+            log.exception("computing the move of game %r turn %d failed", req.info.game_id, req.turn)
+            self._count("errors")
         finally:
             with self._counter_lock:
                 self._queued -= 1

@@ -62,6 +62,9 @@ MAX_TARGET_BYTES = 8 * 1024
 MAX_UNREAD_REPLY_BYTES = 1024 * 1024
 #: Seconds a connection must have waited without a complete request before a full server closes it for a new one.
 EVICT_AFTER_S = 1.0
+#: A ``/move`` reply written this long after its deadline is counted late (``stats["late_replies"]``): the host did
+#: not give the server the CPU it needed in time (the latency margin is what is left for the network).
+LATE_REPLY_S = 0.05
 #: After an error reply, what the client still sends is read and dropped for this long (or this many bytes) before the
 #: connection closes: closing with unread data would reset it, and the client could lose the reply.
 LINGER_S = 2.0
@@ -173,7 +176,7 @@ class _Connection(asyncio.Protocol):
         self._arm(self.server.limits.request_timeout_s, self._request_timed_out)
 
     def _read_events(self) -> None:
-        while not self.closed:
+        while not self.closed and self.phase == "receiving":
             try:
                 event = self.h11.next_event()
             except h11.RemoteProtocolError as e:
@@ -249,6 +252,8 @@ class _Connection(asyncio.Protocol):
                 sent.append(True)
                 timer.cancel()
                 self._reply(method, 200, pending.reply())  # counted even when the client has left
+                if time.perf_counter() > pending.deadline + LATE_REPLY_S:
+                    self.server.stats["late_replies"] += 1
 
         timer = loop.call_at(loop.time() + pending.deadline - time.perf_counter(), finish)
         pending.work.add_done_callback(lambda _: loop.call_soon_threadsafe(finish))
@@ -278,9 +283,13 @@ class _Connection(asyncio.Protocol):
         self.h11.start_next_cycle()
         self._request, self._body = None, bytearray()
         pipelined, self._pipelined_at = self._pipelined_at, None
+        buffered, peer_closed = self.h11.trailing_data
+        if peer_closed and not buffered:
+            self._close()  # the client half-closed after its request: nothing more will come
+            return
         self._enter("idle")
         self.transport.resume_reading()
-        if self.h11.trailing_data[0] or pipelined is not None:  # the next request already began arriving
+        if buffered or pipelined is not None:  # the next request already began arriving
             self._start_request(pipelined or time.perf_counter())
             self._read_events()
 
@@ -332,7 +341,8 @@ class SnakeServer:
     """The HTTP server of one ``SnakeApp`` (see the module docstring): binds at once, serves in ``serve_forever``.
 
     ``stats`` counts connections: ``accepted``, ``refused`` (503), ``evicted`` (closed to make room), ``timed_out``
-    (a request that did not arrive whole in time).
+    (a request that did not arrive whole in time); and ``late_replies``, ``/move`` replies written more than
+    ``LATE_REPLY_S`` after their deadline.
     """
 
     def __init__(self, address: tuple[str, int], app: SnakeApp, limits: ServerLimits | None = None):
@@ -340,7 +350,7 @@ class SnakeServer:
         self.limits = limits if limits is not None else ServerLimits()
         self._socket = socket.create_server(address, backlog=128)
         self.server_address = self._socket.getsockname()
-        self.stats = {"accepted": 0, "refused": 0, "evicted": 0, "timed_out": 0}
+        self.stats = {"accepted": 0, "refused": 0, "evicted": 0, "timed_out": 0, "late_replies": 0}
         self._connections: set[_Connection] = set()
         self._per_client: Counter[str] = Counter()
         self._requests = ThreadPoolExecutor(REQUEST_THREADS, thread_name_prefix="snake-request")
@@ -556,7 +566,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         pass
     finally:
         server.server_close()
-    print(json.dumps({"served": app.counters}), flush=True)
+    print(json.dumps({"served": {**app.counters, **server.stats}}), flush=True)
     return 0
 
 

@@ -164,6 +164,15 @@ def test_pipelined_requests_are_answered_in_order_on_one_connection(server) -> N
     assert statuses == [b"200"] * 3 and reply.count(b'"move"') == 2 and b'"apiversion"' in reply
 
 
+def test_a_client_that_half_closes_after_its_request_gets_the_reply_then_the_close(server) -> None:
+    body = _move_bytes()
+    with socket.create_connection(server.server_address[:2], timeout=10) as sock:
+        sock.sendall(b"POST /move HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        sock.shutdown(socket.SHUT_WR)
+        reply = _read_to_close(sock)  # ends: the server closes once the reply is out
+    assert reply.startswith(b"HTTP/1.1 200") and b'"move"' in reply
+
+
 def test_a_stalled_client_does_not_hold_up_other_games(shared, server) -> None:
     body = _move_bytes()
     with socket.create_connection(server.server_address[:2], timeout=10) as stalled:
