@@ -1,10 +1,11 @@
 """The compiled kernels release the interpreter lock, so games answered on different server threads run in parallel.
 
-Every ``@njit`` kernel of the engine, features, bots, observations, rewards and the safety layer is compiled with
-``nogil=True``; the overlap test checks the real call paths the server takes. It does not time anything: with the
-interpreter's forced switching turned off, the main thread can only run while the worker thread is inside a kernel
-that let the lock go, so the main thread either stops the worker early (the kernels release the lock) or gets to run
-only after the worker made all its calls (they hold it).
+Every ``@njit`` kernel of the engine, features, bots, observations, rewards, the safety layer and the network search
+is compiled with ``nogil=True`` (the random-number helpers of ``engine.rng`` are inlined into them); the overlap test
+checks the real call paths the server takes. It does not time anything: with the interpreter's forced switching
+turned off, the main thread can only run while the worker thread is inside a kernel that let the lock go, so the
+main thread either stops the worker early (the kernels release the lock) or gets to run only after the worker made
+all its calls (they hold it).
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from numba.core.registry import CPUDispatcher
 from battlesnake_gym import bots, features, observations, rewards
 from battlesnake_gym.engine import Games, GameSettings, stages
 from battlesnake_gym.observations import make_encoder
-from battlesnake_server import safety
+from battlesnake_server import safety, search
 
-KERNEL_MODULES = (stages, features, bots, observations, rewards, safety)
+KERNEL_MODULES = (stages, features, bots, observations, rewards, safety, search)
 
 
 def test_every_compiled_kernel_releases_the_interpreter_lock() -> None:
