@@ -31,6 +31,7 @@ Example::
 
 from __future__ import annotations
 
+import threading
 from typing import ClassVar
 
 import numpy as np
@@ -160,24 +161,20 @@ def _put_max(view, channel, x, y, hx, hy, width, height, ry, rx, wrapped, value)
 
 
 @njit(cache=True, nogil=True)
-def _territory_kernel(state, width, height, wrapped, ry, rx, out):
+def _territory_kernel(state, width, height, wrapped, ry, rx, work, out):
     """Fill channels 10..15 of out (B, S, 16, 2*ry + 1, 2*rx + 1) uint8 (channels 0..9 come from the egocentric
-    kernel, which clears every channel first); see TerritoryEncoder."""
+    kernel, which clears every channel first); see TerritoryEncoder. ``work`` (13, cells + S) int64 is scratch
+    space, allocated once by the encoder."""
     num_games, num_snakes = state.length.shape
     cells = width * height
-    free_at = np.empty(cells, np.int64)
-    owner = np.empty(cells, np.int64)
-    after = np.empty(cells, np.int64)
-    dist = np.empty(cells, np.int64)
-    queue = np.empty(cells + num_snakes, np.int64)
-    heads = np.empty(num_snakes, np.int64)  # head cell of each live snake, in slot order
-    zeros = np.zeros(num_snakes, np.int64)
-    slots = np.empty(num_snakes, np.int64)
-    lengths = np.empty(num_snakes, np.int64)
-    src_cells = np.empty(num_snakes, np.int64)  # the sources of one move's contest
-    src_times = np.empty(num_snakes, np.int64)
-    src_owners = np.empty(num_snakes, np.int64)
-    src_lengths = np.empty(num_snakes, np.int64)
+    free_at, owner, after, dist = work[0, :cells], work[1, :cells], work[2, :cells], work[3, :cells]
+    queue = work[4]
+    heads, zeros, slots, lengths = work[5, :num_snakes], work[6, :num_snakes], work[7, :num_snakes], \
+        work[8, :num_snakes]
+    zeros[:] = 0
+    # the sources of one move's contest
+    src_cells, src_times, src_owners, src_lengths = work[9, :num_snakes], work[10, :num_snakes], \
+        work[11, :num_snakes], work[12, :num_snakes]
     for b in range(num_games):
         live = 0
         for s in range(num_snakes):
@@ -428,6 +425,8 @@ class TerritoryEncoder(EgocentricEncoder):
 
     def __init__(self, view: int | None = None):
         super().__init__(view)
+        # the kernel's scratch space, allocated once per board size and per thread (servers encode from many)
+        self._scratch = threading.local()
         if self.view is not None and self.view < 3:
             raise ValueError(f"the territory encoder needs a view of at least 3 cells (the cells next to the head), "
                              f"got {view!r}")
@@ -443,7 +442,18 @@ class TerritoryEncoder(EgocentricEncoder):
         super()._fill(games, out)
         settings = games.settings
         ry, rx = self.radii(settings)
-        _territory_kernel(games.state, settings.width, settings.height, settings.rules.wrapped, ry, rx, out)
+        size = settings.width * settings.height + games.num_snakes
+        work = getattr(self._scratch, "work", None)
+        if work is None or work.shape[1] != size:
+            work = self._scratch.work = np.empty((13, size), np.int64)
+        _territory_kernel(games.state, settings.width, settings.height, settings.rules.wrapped, ry, rx, work, out)
+
+    def __getstate__(self) -> dict:  # scratch space is per process and thread: not pickled (remote env runners)
+        return {k: v for k, v in self.__dict__.items() if k != "_scratch"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._scratch = threading.local()
 
     def __repr__(self) -> str:
         return f"TerritoryEncoder(view={self.view!r})"

@@ -523,8 +523,8 @@ def test_an_unknown_encoder_name_is_named_in_the_error_with_the_known_ones() -> 
         assert name in str(error.value)
 
 
-def test_the_registry_holds_the_egocentric_default_and_the_six_starter_pack_encodings() -> None:
-    assert set(ENCODERS) == {"egocentric", "flat-51s", "bordered-51s", "max-bordered-51s", "flat-num",
+def test_the_registry_holds_the_egocentric_encoders_and_the_six_starter_pack_encodings() -> None:
+    assert set(ENCODERS) == {"egocentric", "territory", "flat-51s", "bordered-51s", "max-bordered-51s", "flat-num",
                              "bordered-num", "max-bordered-num"}
     assert isinstance(make_encoder(), EgocentricEncoder)
     for name, cls in ENCODERS.items():
