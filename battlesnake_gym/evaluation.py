@@ -373,3 +373,31 @@ def evaluate(policy: Policy, opponents: str | Sequence[str] = DEFAULT_OPPONENTS,
                                         game_seed=game_seed, bot_seed=bot_seed, max_turns=max_turns, mode=mode))
     return EvaluationReport(results=tuple(results), settings=settings, encoder=encoder.name or repr(encoder),
                             seed=int(seed), max_turns=max_turns)
+
+
+def record_game(policy: Policy, opponent: str, *, settings: GameSettings | Mapping | None = None,
+                encoder: str | ObservationEncoder = "egocentric", max_turns: int = 500, num_snakes: int = 4,
+                seed: int = 7) -> list[dict]:
+    """One game of the policy (snake 0) against ``num_snakes - 1`` copies of bot ``opponent``, as the list of its
+    boards (trace-format JSON, ``board_to_json``), from the start to the policy's end or the game's.
+
+    Draw it with ``battlesnake_gym.render`` (``save_gif``, ``save_html``, ``render_text``).
+    """
+    from .engine import board_to_json
+
+    settings = settings_from(settings)
+    env = BatchEnv(settings, num_snakes=num_snakes, batch_size=1, encoder=encoder, max_turns=max_turns, seed=seed)
+    bot = make_bot(opponent, seed)
+    sees_games = isinstance(policy, SeesGames)
+    boards = [board_to_json(env.games.state, settings.width, settings.height)]
+    while True:
+        moves = bot(env.games).astype(np.int64)
+        if env.games.alive()[0, 0]:
+            if sees_games:
+                policy.set_games(env.games, np.zeros(1, np.int64), np.zeros(1, np.int64))
+            moves[0, 0] = _checked_actions(policy(env.obs[0, :1], env.action_mask[0, :1]), 1)[0]
+        result = env.step(moves)
+        boards.append(board_to_json(env.games.state, settings.width, settings.height))
+        if result.game_done[0] or not env.games.alive()[0, 0]:
+            return boards
+

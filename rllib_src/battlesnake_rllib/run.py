@@ -13,9 +13,6 @@ import numpy as np
 import torch
 from ray.rllib.core.columns import Columns
 
-from battlesnake_gym.bots import make_bot
-from battlesnake_gym.engine import board_to_json
-from battlesnake_gym.envs import BatchEnv, settings_from
 from battlesnake_gym.evaluation import evaluate
 from sagemaker_rl.checkpoints import CheckpointStore
 
@@ -122,21 +119,11 @@ def evaluate_module(algo, args, opponents: Sequence[str], games: int, replay_to:
 
 def record_game(policy, env_cfg: dict, opponent: str, path: Path, seed: int = 7) -> list[dict]:
     """Play one 4-snake game, the policy in slot 0 against ``opponent`` bots, and save it as a GIF."""
+    from battlesnake_gym.evaluation import record_game as play_recorded
     from battlesnake_gym.render import save_gif
 
-    env = BatchEnv(settings_from(env_cfg["game_settings"]), num_snakes=4, batch_size=1,
-                   encoder=env_cfg["encoder"], max_turns=env_cfg["max_turns"], seed=seed)
-    bot = make_bot(opponent, seed)
-    settings = env.settings
-    boards = [board_to_json(env.games.state, settings.width, settings.height)]
-    while True:
-        moves = bot(env.games).astype(np.int64)
-        if env.games.alive()[0, 0]:
-            moves[0, 0] = int(policy(env.obs[0, :1], env.action_mask[0, :1])[0])
-        result = env.step(np.where(moves < 0, 0, moves))
-        boards.append(board_to_json(env.games.state, settings.width, settings.height))
-        if result.game_done[0] or not env.games.alive()[0, 0]:
-            break
+    boards = play_recorded(policy, opponent, settings=env_cfg["game_settings"], encoder=env_cfg["encoder"],
+                           max_turns=env_cfg["max_turns"], seed=seed)
     save_gif(boards, path)
     return boards
 
