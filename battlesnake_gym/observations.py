@@ -57,6 +57,9 @@ TERRITORY_CHANNELS = EGOCENTRIC_CHANNELS + (
 )
 #: ``length_lead`` is my length minus the longest other snake's, plus this, clipped to [0, 2 * LEAD_OFFSET].
 LEAD_OFFSET = 16
+#: ``move_room`` is the room after a move minus my length, plus this, clipped to [1, 255]: ROOM_OFFSET and above
+#: means room for the whole snake, below it a pocket (the network compares with a threshold, not two small numbers).
+ROOM_OFFSET = 128
 #: The legacy grids' wall value: the starter pack's -1 as a uint8 (``obs.view(np.int8)`` gives -1 back).
 LEGACY_BORDER = 255
 #: Legacy numbered bodies stop here, so a body number never reads as the border.
@@ -226,7 +229,7 @@ def _territory_kernel(state, width, height, wrapped, ry, rx, work, out):
                 mine = 0
                 for c in range(cells):
                     mine += after[c] == s
-                view[TER_MOVE_ROOM, ry + DY[d], rx + DX[d]] = min(room, 255)
+                view[TER_MOVE_ROOM, ry + DY[d], rx + DX[d]] = min(max(room - own_length + ROOM_OFFSET, 1), 255)
                 view[TER_MOVE_TERRITORY, ry + DY[d], rx + DX[d]] = min(mine, 255)
 
 
@@ -407,12 +410,13 @@ class TerritoryEncoder(EgocentricEncoder):
     |---|---|---|
     | 10 | own_territory | 1 on the cells I reach first |
     | 11 | other_territory | 1 on the cells another snake reaches first |
-    | 12 | move_room | next to my head, per move: cells reachable after it (time-aware flood fill), max 255 |
+    | 12 | move_room | next to my head, per move: cells reachable after it, minus my length, + 128, in 1..255 |
     | 13 | move_territory | next to my head, per move: my territory after it (others at their heads), max 255 |
     | 14 | head_reach | 2 where an equal-or-longer head can go next turn, else 1 where a shorter one can |
     | 15 | length_lead | my length minus the longest other snake's, plus 16, clipped to 0..32, on every cell |
 
-    ``move_room`` and ``move_territory`` are 0 for a move into a wall or a segment still there next turn. A
+    ``move_room`` and ``move_territory`` are 0 for a move into a wall or a segment still there next turn (128 and
+    above: room for the whole snake after the move). A
     ``head_reach`` of 2 marks a head-to-head I would lose; 1 one I would win.
 
     Args:

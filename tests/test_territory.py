@@ -12,6 +12,7 @@ from battlesnake_gym.features import CONTESTED, contest, free_after
 from battlesnake_gym.observations import (
     EGOCENTRIC_CHANNELS,
     LEAD_OFFSET,
+    ROOM_OFFSET,
     TER_HEAD_REACH,
     TER_LENGTH_LEAD,
     TER_MOVE_ROOM,
@@ -122,9 +123,10 @@ def test_the_territory_encoder_adds_its_planes_after_the_egocentric_ones():
     assert mine[TER_LENGTH_LEAD].min() == mine[TER_LENGTH_LEAD].max() == LEAD_OFFSET + 1  # 3 long against 2
     assert theirs[TER_LENGTH_LEAD, 0, 0] == LEAD_OFFSET - 1
     # a's moves, on the window cells next to its head (row 2 + dy, column 4 + dx): up (0, 2) and down (0, 0) are
-    # open and reach every cell in time (15); left is off the board and right is its own stacked tail: 0.
+    # open and reach every cell in time (15, against a's length 3: 128 + 12); left is off the board and right is its
+    # own stacked tail: 0.
     room, territory = mine[TER_MOVE_ROOM], mine[TER_MOVE_TERRITORY]
-    assert (room[3, 4], room[1, 4], room[2, 3], room[2, 5]) == (15, 15, 0, 0)
+    assert (room[3, 4], room[1, 4], room[2, 3], room[2, 5]) == (ROOM_OFFSET + 12, ROOM_OFFSET + 12, 0, 0)
     assert territory[2, 3] == territory[2, 5] == 0
     assert territory[3, 4] == territory[1, 4] > 0
     elsewhere = room.copy()
