@@ -35,8 +35,7 @@ from numba import njit
 
 from .engine import Games
 from .engine.rng import GOLDEN, mix64, seeds_from, unit_from_bits
-from .engine.stages import P_HEIGHT, P_WIDTH
-from .engine.state import ALIVE, NO_MOVE
+from .engine.state import ALIVE, NO_MOVE, P_HEIGHT, P_WIDTH
 from .features import DX, DY, contest, free_after, mark_obstacles, reachable, step_target
 
 #: Distance of a cell no search reached.

@@ -1,6 +1,6 @@
 """Compiled board features shared by bots, action masks and observation encoders (none of them is a rule).
 
-All take the batched ``GameState`` and the settings vector ``params`` (see ``engine.stages.P_*``); cells are indexed
+All take the batched ``GameState`` and the settings vector ``params`` (see ``engine.state.P_*``); cells are indexed
 ``x + y * width`` with (0, 0) bottom-left.
 """
 
@@ -9,8 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .engine.stages import P_HEIGHT, P_WIDTH
-from .engine.state import ALIVE
+from .engine.state import ALIVE, P_HEIGHT, P_WIDTH
 
 #: (dx, dy) of the moves 0 up, 1 down, 2 left, 3 right.
 DX = np.array([0, 0, -1, 1], np.int64)

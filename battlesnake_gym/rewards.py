@@ -29,12 +29,13 @@ from types import MappingProxyType
 import numpy as np
 from numba import njit
 
-from .engine.stages import P_HEIGHT, P_WIDTH
 from .engine.state import (
     ALIVE,
     HAZARD,
     HEAD_COLLISION,
     OUT_OF_HEALTH,
+    P_HEIGHT,
+    P_WIDTH,
     SELF_COLLISION,
     SNAKE_COLLISION,
     WALL_COLLISION,

@@ -29,8 +29,7 @@ from numba import njit
 
 from battlesnake_gym.bots import make_bot
 from battlesnake_gym.engine import Games, GameState
-from battlesnake_gym.engine.stages import P_HAZARD_DAMAGE, P_HEIGHT, P_WIDTH
-from battlesnake_gym.engine.state import ALIVE, NO_MOVE
+from battlesnake_gym.engine.state import ALIVE, NO_MOVE, P_HAZARD_DAMAGE, P_HEIGHT, P_WIDTH
 from battlesnake_gym.features import DX, DY, free_after, mark_obstacles, reachable, step_target
 
 SURE_DEATH, RISKY, SAFE = 0, 1, 2

@@ -119,7 +119,7 @@ class Games:
 
     @property
     def params(self) -> np.ndarray:
-        """The settings as the int64 vector the compiled stages read (see ``stages.P_*``)."""
+        """The settings as the int64 vector the compiled stages read (see ``state.P_*``)."""
         return self._params
 
     def alive(self) -> np.ndarray:

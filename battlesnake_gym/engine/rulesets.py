@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .stages import (
-    MAP_STAGE_IDS,
+from .stages import MAP_STAGE_IDS, STAGE_IDS
+from .state import (
     NUM_PARAMS,
     P_FOOD_SPAWN_CHANCE,
     P_HAZARD_DAMAGE,
@@ -17,7 +17,6 @@ from .stages import (
     P_MINIMUM_FOOD,
     P_SHRINK_EVERY,
     P_WIDTH,
-    STAGE_IDS,
 )
 
 

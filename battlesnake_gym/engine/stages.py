@@ -7,7 +7,7 @@ ordered tuple of stage names (see ``rulesets.py``); ``run_pipeline`` runs such a
 
 Map post-update stages (food spawning, hazard layouts) have the signature ``map_stage(state, params, stepped, ...)``.
 
-``params`` is an int64 vector indexed by the ``P_*`` constants below. Coordinates: (0, 0) bottom-left, up = y + 1.
+``params`` is the settings vector, indexed by ``state.P_*``. Coordinates: (0, 0) bottom-left, up = y + 1.
 """
 
 from __future__ import annotations
@@ -25,6 +25,12 @@ from .state import (
     LEFT,
     MAX_HEALTH,
     OUT_OF_HEALTH,
+    P_FOOD_SPAWN_CHANCE,
+    P_HAZARD_DAMAGE,
+    P_HEIGHT,
+    P_MINIMUM_FOOD,
+    P_SHRINK_EVERY,
+    P_WIDTH,
     RIGHT,
     SELF_COLLISION,
     SNAKE_COLLISION,
@@ -32,10 +38,6 @@ from .state import (
     UP,
     WALL_COLLISION,
 )
-
-# Indices into the params vector.
-P_WIDTH, P_HEIGHT, P_FOOD_SPAWN_CHANCE, P_MINIMUM_FOOD, P_HAZARD_DAMAGE, P_SHRINK_EVERY = range(6)
-NUM_PARAMS = 6
 
 # Stage ids. The names are the ones the official engine uses where it has one.
 (GAMEOVER_STANDARD, GAMEOVER_SOLO, MOVE_STANDARD, MOVE_WRAPPED, REDUCE_HEALTH, DAMAGE_HAZARDS, FEED_SNAKES,

@@ -1,4 +1,4 @@
-"""The batched board state: every game of a batch held in a handful of numpy arrays.
+"""The batched board state (every game of a batch held in a handful of numpy arrays) and the settings vector layout.
 
 Coordinates follow the Battlesnake API: ``(0, 0)`` is the bottom-left cell, ``up`` is ``y + 1``.
 Bodies are stored head first, stacked segments repeated, exactly as the official engine lists them.
@@ -32,6 +32,11 @@ CAUSE_NAMES = (
 )
 SNAKE_COLLISION, SELF_COLLISION, OUT_OF_HEALTH, HAZARD, HEAD_COLLISION, WALL_COLLISION = range(1, 7)
 CAUSE_CODES = {name: code for code, name in enumerate(CAUSE_NAMES) if name}
+
+# The settings layout: every compiled kernel (rule and map stages, features, bots, rewards, the safety layer) reads
+# the game's settings from one int64 vector indexed by these (``GameSettings.params()`` fills it).
+P_WIDTH, P_HEIGHT, P_FOOD_SPAWN_CHANCE, P_MINIMUM_FOOD, P_HAZARD_DAMAGE, P_SHRINK_EVERY = range(6)
+NUM_PARAMS = 6
 
 MAX_HEALTH = 100
 START_LENGTH = 3
