@@ -69,7 +69,7 @@ def test_the_repacked_model_holds_the_policy_the_entry_point_and_the_code_it_imp
     assert {"policy.pt", "policy.onnx", "config.json", "code/inference.py", "code/requirements.txt"} <= names
     for folder in DEFAULT_DEPENDENCIES:
         assert f"code/lib/{folder.name}/__init__.py" in names
-    assert "code/lib/battlesnake_gym/engine/stages.py" in names
+    assert "code/lib/battlesnake_gym/engine/rule_stages.py" in names
     assert not [n for n in names if "__pycache__" in n or n.endswith((".nbi", ".nbc", ".pyc"))]
 
 

@@ -8,20 +8,9 @@ import numpy as np
 
 from .rng import seeds_from
 from .rulesets import GameSettings, RulesError
-from .stages import (
-    ERR_CAPACITY,
-    ERR_MISSING_MOVE,
-    ERR_NO_ROOM_FOR_FOOD,
-    ERR_NO_ROOM_FOR_SNAKE,
-    ERR_TOO_MANY_SNAKES,
-    OK,
-    STAGE_IDS,
-    finish_turn,
-    games_over,
-    setup_games,
-    step_games,
-)
+from .starts import ERR_NO_ROOM_FOR_FOOD, ERR_NO_ROOM_FOR_SNAKE, ERR_TOO_MANY_SNAKES, setup_games
 from .state import ALIVE, INVALID_MOVE, MOVE_NAMES, NO_MOVE, GameState, allocate, copy_state, with_capacity
+from .turn import ERR_CAPACITY, ERR_MISSING_MOVE, OK, finish_turn, games_over, step_games
 
 _SETUP_ERRORS = {
     ERR_TOO_MANY_SNAKES: "too many snakes for the start placement",
@@ -92,7 +81,7 @@ class Games:
     def _set_stages(self) -> None:
         stages = self.settings.rules.stages_for(self.num_snakes)
         self.stages: tuple[str, ...] = stages
-        self._stage_ids = np.array([STAGE_IDS[s] for s in stages], np.int64)
+        self._stage_ids = self.settings.rules.stage_ids(self.num_snakes)
         self._game_over_id = self._stage_ids[:1].copy()
 
     @classmethod

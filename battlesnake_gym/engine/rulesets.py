@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .stages import MAP_STAGE_IDS, STAGE_IDS
+from .map_stages import MAP_STAGE_IDS
+from .rule_stages import STAGE_IDS
 from .state import (
     NUM_PARAMS,
     P_FOOD_SPAWN_CHANCE,
