@@ -41,7 +41,7 @@ def food_spawn_problems(after: Mapping, spawned_food: Sequence[Mapping], setting
     if new_all[: len(old)] != old:
         return [f"spawned food must keep the existing food {old} in order, got {new_all}"]
     new = new_all[len(old):]
-    if not settings.game_map.setup_food and "spawnfood.standard" not in settings.game_map.post_update:
+    if not settings.game_map.setup_food and "spawn_food.standard" not in settings.game_map.post_update:
         return [f"map {settings.map!r} spawns no food, got {new}"] if new else []
     blocked = set(old)
     for snake in _live(after):

@@ -226,7 +226,7 @@ def test_a_snake_grows_only_by_the_food_it_eats_or_by_constriction(case: Case) -
 @given(cases())
 def test_the_food_count_falls_by_the_food_eaten_and_new_food_is_appended(case: Case) -> None:
     constrictor = case.game_settings.rules.constrictor
-    spawns = "spawnfood.standard" in case.game_settings.game_map.post_update
+    spawns = "spawn_food.standard" in case.game_settings.game_map.post_update
     for step in play(case):
         before, pipeline, after = step.before, step.pipeline, step.after
         changed = set(changed_games(step))

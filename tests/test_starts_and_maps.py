@@ -89,7 +89,7 @@ def test_a_registered_hazard_map_adds_its_scheduled_cells() -> None:
 
 def test_a_map_with_an_unknown_stage_or_off_board_hazard_is_refused() -> None:
     with pytest.raises(RulesError, match="unknown post-update stages"):
-        register_map(GameMap("test-bad-stage", post_update=("spawnfood.everywhere",)))
+        register_map(GameMap("test-bad-stage", post_update=("spawn_food.everywhere",)))
     with pytest.raises(RulesError, match="already registered"):
         register_map(GameMap("standard"))
     off = GameMap("test-off-board", hazard_schedule=lambda w, h, s: {1: [(w, 0)]})

@@ -2,7 +2,7 @@
 
 Each stage has the signature ``map_stage(state, params, stepped, ...)`` and changes the games where ``stepped[b]``
 is true. A map lists its post-update stages by name (see ``GameMap`` in ``rulesets.py``); ``run_map_stages`` runs
-them as ids.
+them as ids. The official engine writes each map's post-update as Go code; here a map is a list of these stages.
 ``params`` is the settings vector (``state.P_*``). Coordinates: (0, 0) bottom-left, up = y + 1.
 """
 
@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit
 
 from .rng import rand_below
-from .rule_stages import royale_hazards
+from .rule_stages import STAGE_SPAWN_HAZARDS_SHRINK_MAP, royale_hazards
 from .state import (
     ALIVE,
     P_FOOD_SPAWN_CHANCE,
@@ -21,11 +21,18 @@ from .state import (
     P_WIDTH,
 )
 
-MAP_SPAWN_FOOD, MAP_ROYALE_HAZARDS, MAP_SCHEDULED_HAZARDS = range(3)
+# Map stage names, in the official engine's naming.
+STAGE_SPAWN_FOOD_STANDARD = "spawn_food.standard"  # SpawnFoodStandard, which the official maps' post-update runs
+# STAGE_SPAWN_HAZARDS_SHRINK_MAP: the royale map's post-update rebuilds hazards as the royale ruleset's stage does.
+# Not an official stage: the cells of a map's hazard schedule (``GameMap.hazard_schedule``) for the board's turn.
+STAGE_SPAWN_HAZARDS_SCHEDULED = "spawn_hazards.scheduled"
+
+# Their ids in the compiled post-update.
+MAP_SPAWN_FOOD_STANDARD, MAP_SPAWN_HAZARDS_SHRINK_MAP, MAP_SPAWN_HAZARDS_SCHEDULED = range(3)
 MAP_STAGE_IDS = {
-    "spawnfood.standard": MAP_SPAWN_FOOD,
-    "hazards.royale": MAP_ROYALE_HAZARDS,
-    "hazards.scheduled": MAP_SCHEDULED_HAZARDS,
+    STAGE_SPAWN_FOOD_STANDARD: MAP_SPAWN_FOOD_STANDARD,
+    STAGE_SPAWN_HAZARDS_SHRINK_MAP: MAP_SPAWN_HAZARDS_SHRINK_MAP,
+    STAGE_SPAWN_HAZARDS_SCHEDULED: MAP_SPAWN_HAZARDS_SCHEDULED,
 }
 
 
@@ -121,11 +128,11 @@ def hazards_scheduled(state, stepped, turns, offsets, cells):
 def run_map_stages(state, params, map_stage_ids, stepped, turns, offsets, cells):
     """Run the map's post-update stages in order on every game with ``stepped[b]``."""
     for sid in map_stage_ids:
-        if sid == MAP_SPAWN_FOOD:
+        if sid == MAP_SPAWN_FOOD_STANDARD:
             spawn_food_standard(state, params, stepped)
-        elif sid == MAP_ROYALE_HAZARDS:
+        elif sid == MAP_SPAWN_HAZARDS_SHRINK_MAP:
             hazards_royale_map(state, params, stepped)
-        elif sid == MAP_SCHEDULED_HAZARDS:
+        elif sid == MAP_SPAWN_HAZARDS_SCHEDULED:
             hazards_scheduled(state, stepped, turns, offsets, cells)
         else:
             raise ValueError("unknown map stage id")

@@ -5,6 +5,7 @@ batch in place for the games where ``running[b]`` is true (a stage that ends a g
 pipeline for that game, as the official engine stops at the first stage that reports game over). A ruleset is an
 ordered tuple of stage names (see ``rulesets.py``); ``run_pipeline`` runs such a tuple as stage ids.
 
+Stage names are the official engine's (``rules/pipeline.go``), each followed by the Go function that implements it.
 ``params`` is the settings vector (``state.P_*``). Coordinates: (0, 0) bottom-left, up = y + 1.
 """
 
@@ -34,21 +35,35 @@ from .state import (
     WALL_COLLISION,
 )
 
-# Stage ids. The names are the ones the official engine uses where it has one.
-(GAMEOVER_STANDARD, GAMEOVER_SOLO, MOVE_STANDARD, MOVE_WRAPPED, REDUCE_HEALTH, DAMAGE_HAZARDS, FEED_SNAKES,
- ELIMINATE_SNAKES, REMOVE_FOOD, GROW_CONSTRICTOR, POPULATE_HAZARDS_ROYALE) = range(11)
+# The official stage names.
+STAGE_GAME_OVER_STANDARD = "game_over.standard"  # GameOverStandard
+STAGE_GAME_OVER_SOLO_SNAKE = "game_over.solo_snake"  # GameOverSolo
+STAGE_MOVEMENT_STANDARD = "movement.standard"  # MoveSnakesStandard
+STAGE_MOVEMENT_WRAP_BOUNDARIES = "movement.wrap_boundaries"  # MoveSnakesWrapped
+STAGE_STARVATION_STANDARD = "starvation.standard"  # ReduceSnakeHealthStandard
+STAGE_HAZARD_DAMAGE_STANDARD = "hazard_damage.standard"  # DamageHazardsStandard
+STAGE_FEED_SNAKES_STANDARD = "feed_snakes.standard"  # FeedSnakesStandard
+STAGE_ELIMINATION_STANDARD = "elimination.standard"  # EliminateSnakesStandard
+STAGE_SPAWN_FOOD_NO_FOOD = "spawn_food.no_food"  # RemoveFoodConstrictor
+STAGE_MODIFY_SNAKES_ALWAYS_GROW = "modify_snakes.always_grow"  # GrowSnakesConstrictor
+STAGE_SPAWN_HAZARDS_SHRINK_MAP = "spawn_hazards.shrink_map"  # PopulateHazardsRoyale
+
+# Their ids in the compiled pipeline.
+(GAME_OVER_STANDARD, GAME_OVER_SOLO_SNAKE, MOVEMENT_STANDARD, MOVEMENT_WRAP_BOUNDARIES, STARVATION_STANDARD,
+ HAZARD_DAMAGE_STANDARD, FEED_SNAKES_STANDARD, ELIMINATION_STANDARD, SPAWN_FOOD_NO_FOOD, MODIFY_SNAKES_ALWAYS_GROW,
+ SPAWN_HAZARDS_SHRINK_MAP) = range(11)
 STAGE_IDS = {
-    "gameover.standard": GAMEOVER_STANDARD,
-    "gameover.solo": GAMEOVER_SOLO,
-    "movement.standard": MOVE_STANDARD,
-    "movement.wrapped": MOVE_WRAPPED,
-    "reducehealth.standard": REDUCE_HEALTH,
-    "hazarddamage.standard": DAMAGE_HAZARDS,
-    "feedsnakes.standard": FEED_SNAKES,
-    "eliminatesnake.standard": ELIMINATE_SNAKES,
-    "removefood.constrictor": REMOVE_FOOD,
-    "growsnakes.constrictor": GROW_CONSTRICTOR,
-    "populatehazards.royale": POPULATE_HAZARDS_ROYALE,
+    STAGE_GAME_OVER_STANDARD: GAME_OVER_STANDARD,
+    STAGE_GAME_OVER_SOLO_SNAKE: GAME_OVER_SOLO_SNAKE,
+    STAGE_MOVEMENT_STANDARD: MOVEMENT_STANDARD,
+    STAGE_MOVEMENT_WRAP_BOUNDARIES: MOVEMENT_WRAP_BOUNDARIES,
+    STAGE_STARVATION_STANDARD: STARVATION_STANDARD,
+    STAGE_HAZARD_DAMAGE_STANDARD: HAZARD_DAMAGE_STANDARD,
+    STAGE_FEED_SNAKES_STANDARD: FEED_SNAKES_STANDARD,
+    STAGE_ELIMINATION_STANDARD: ELIMINATION_STANDARD,
+    STAGE_SPAWN_FOOD_NO_FOOD: SPAWN_FOOD_NO_FOOD,
+    STAGE_MODIFY_SNAKES_ALWAYS_GROW: MODIFY_SNAKES_ALWAYS_GROW,
+    STAGE_SPAWN_HAZARDS_SHRINK_MAP: SPAWN_HAZARDS_SHRINK_MAP,
 }
 
 
@@ -62,14 +77,14 @@ def _live_count(state, b):
 
 
 @njit(cache=True, nogil=True)
-def gameover_standard(state, moves, params, running):
+def game_over_standard(state, moves, params, running):
     for b in range(running.shape[0]):
         if running[b] and _live_count(state, b) <= 1:
             running[b] = False
 
 
 @njit(cache=True, nogil=True)
-def gameover_solo(state, moves, params, running):
+def game_over_solo(state, moves, params, running):
     for b in range(running.shape[0]):
         if running[b] and _live_count(state, b) == 0:
             running[b] = False
@@ -371,27 +386,27 @@ def populate_hazards_royale(state, moves, params, running):
 def run_pipeline(state, moves, params, stage_ids, running):
     """Run the ruleset's stages in order; a game whose flag a stage clears skips the rest."""
     for sid in stage_ids:
-        if sid == GAMEOVER_STANDARD:
-            gameover_standard(state, moves, params, running)
-        elif sid == GAMEOVER_SOLO:
-            gameover_solo(state, moves, params, running)
-        elif sid == MOVE_STANDARD:
+        if sid == GAME_OVER_STANDARD:
+            game_over_standard(state, moves, params, running)
+        elif sid == GAME_OVER_SOLO_SNAKE:
+            game_over_solo(state, moves, params, running)
+        elif sid == MOVEMENT_STANDARD:
             move_standard(state, moves, params, running)
-        elif sid == MOVE_WRAPPED:
+        elif sid == MOVEMENT_WRAP_BOUNDARIES:
             move_wrapped(state, moves, params, running)
-        elif sid == REDUCE_HEALTH:
+        elif sid == STARVATION_STANDARD:
             reduce_health(state, moves, params, running)
-        elif sid == DAMAGE_HAZARDS:
+        elif sid == HAZARD_DAMAGE_STANDARD:
             damage_hazards(state, moves, params, running)
-        elif sid == FEED_SNAKES:
+        elif sid == FEED_SNAKES_STANDARD:
             feed_snakes(state, moves, params, running)
-        elif sid == ELIMINATE_SNAKES:
+        elif sid == ELIMINATION_STANDARD:
             eliminate_snakes(state, moves, params, running)
-        elif sid == REMOVE_FOOD:
+        elif sid == SPAWN_FOOD_NO_FOOD:
             remove_food(state, moves, params, running)
-        elif sid == GROW_CONSTRICTOR:
+        elif sid == MODIFY_SNAKES_ALWAYS_GROW:
             grow_snakes_constrictor(state, moves, params, running)
-        elif sid == POPULATE_HAZARDS_ROYALE:
+        elif sid == SPAWN_HAZARDS_SHRINK_MAP:
             populate_hazards_royale(state, moves, params, running)
         else:
             raise ValueError("unknown stage id")

@@ -8,8 +8,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .map_stages import MAP_STAGE_IDS
-from .rule_stages import STAGE_IDS
+from .map_stages import MAP_STAGE_IDS, STAGE_SPAWN_FOOD_STANDARD, STAGE_SPAWN_HAZARDS_SCHEDULED
+from .rule_stages import (
+    STAGE_ELIMINATION_STANDARD,
+    STAGE_FEED_SNAKES_STANDARD,
+    STAGE_GAME_OVER_SOLO_SNAKE,
+    STAGE_GAME_OVER_STANDARD,
+    STAGE_HAZARD_DAMAGE_STANDARD,
+    STAGE_IDS,
+    STAGE_MODIFY_SNAKES_ALWAYS_GROW,
+    STAGE_MOVEMENT_STANDARD,
+    STAGE_MOVEMENT_WRAP_BOUNDARIES,
+    STAGE_SPAWN_FOOD_NO_FOOD,
+    STAGE_SPAWN_HAZARDS_SHRINK_MAP,
+    STAGE_STARVATION_STANDARD,
+)
 from .state import (
     NUM_PARAMS,
     P_FOOD_SPAWN_CHANCE,
@@ -39,7 +52,7 @@ class Ruleset:
         """The stages for a game of ``num_snakes``: like the official CLI, a one-snake game of any mode ends only
         when its snake is gone (the solo game-over stage)."""
         if num_snakes < 2:
-            return _swap(self.stages, "gameover.standard", "gameover.solo")
+            return _swap(self.stages, STAGE_GAME_OVER_STANDARD, STAGE_GAME_OVER_SOLO_SNAKE)
         return self.stages
 
     def stage_ids(self, num_snakes: int) -> np.ndarray:
@@ -47,27 +60,27 @@ class Ruleset:
 
 
 _STANDARD = (
-    "gameover.standard",
-    "movement.standard",
-    "reducehealth.standard",
-    "hazarddamage.standard",
-    "feedsnakes.standard",
-    "eliminatesnake.standard",
+    STAGE_GAME_OVER_STANDARD,
+    STAGE_MOVEMENT_STANDARD,
+    STAGE_STARVATION_STANDARD,
+    STAGE_HAZARD_DAMAGE_STANDARD,
+    STAGE_FEED_SNAKES_STANDARD,
+    STAGE_ELIMINATION_STANDARD,
 )
-_CONSTRICTOR_TAIL = ("removefood.constrictor", "growsnakes.constrictor")
+_CONSTRICTOR_TAIL = (STAGE_SPAWN_FOOD_NO_FOOD, STAGE_MODIFY_SNAKES_ALWAYS_GROW)
 
 
 def _swap(stages: tuple[str, ...], old: str, new: str) -> tuple[str, ...]:
     return tuple(new if s == old else s for s in stages)
 
 
-_WRAPPED = _swap(_STANDARD, "movement.standard", "movement.wrapped")
+_WRAPPED = _swap(_STANDARD, STAGE_MOVEMENT_STANDARD, STAGE_MOVEMENT_WRAP_BOUNDARIES)
 RULESETS: dict[str, Ruleset] = {
     r.name: r
     for r in (
         Ruleset("standard", _STANDARD),
-        Ruleset("solo", _swap(_STANDARD, "gameover.standard", "gameover.solo")),
-        Ruleset("royale", _STANDARD + ("populatehazards.royale",)),
+        Ruleset("solo", _swap(_STANDARD, STAGE_GAME_OVER_STANDARD, STAGE_GAME_OVER_SOLO_SNAKE)),
+        Ruleset("royale", _STANDARD + (STAGE_SPAWN_HAZARDS_SHRINK_MAP,)),
         Ruleset("constrictor", _STANDARD + _CONSTRICTOR_TAIL, constrictor=True),
         Ruleset("wrapped", _WRAPPED, wrapped=True),
         Ruleset("wrapped_constrictor", _WRAPPED + _CONSTRICTOR_TAIL, wrapped=True, constrictor=True),
@@ -89,7 +102,7 @@ class GameMap:
 
     name: str
     setup_food: bool = True
-    post_update: tuple[str, ...] = ("spawnfood.standard",)
+    post_update: tuple[str, ...] = (STAGE_SPAWN_FOOD_STANDARD,)
     hazard_schedule: HazardSchedule | None = None
     description: str = ""
 
@@ -112,13 +125,13 @@ class GameMap:
     @property
     def post_update_ids(self) -> np.ndarray:
         ids = list(self.post_update)
-        if self.hazard_schedule is not None and "hazards.scheduled" not in ids:
-            ids.append("hazards.scheduled")
+        if self.hazard_schedule is not None and STAGE_SPAWN_HAZARDS_SCHEDULED not in ids:
+            ids.append(STAGE_SPAWN_HAZARDS_SCHEDULED)
         return np.array([MAP_STAGE_IDS[s] for s in ids], np.int64)
 
     def hazard_capacity(self, settings: GameSettings) -> int:
         """Most hazard entries this map can make (a royale rebuild fills the board; schedules append)."""
-        cap = settings.width * settings.height if "hazards.royale" in self.post_update else 0
+        cap = settings.width * settings.height if STAGE_SPAWN_HAZARDS_SHRINK_MAP in self.post_update else 0
         if self.hazard_schedule is not None:
             cap += len(self.schedule_arrays(settings)[2])
         return cap
@@ -156,7 +169,7 @@ def register_map(game_map: GameMap) -> GameMap:
 
 register_map(GameMap("standard", description="official food spawning, no hazards"))
 register_map(GameMap("empty", setup_food=False, post_update=(), description="no food, no hazards"))
-register_map(GameMap("royale", post_update=("spawnfood.standard", "hazards.royale"),
+register_map(GameMap("royale", post_update=(STAGE_SPAWN_FOOD_STANDARD, STAGE_SPAWN_HAZARDS_SHRINK_MAP),
                      description="standard food; hazards close in from random sides every shrinkEveryNTurns"))
 register_map(GameMap("sinkholes", hazard_schedule=sinkholes_schedule,
                      description="standard food; stacked hazard rings grow from the centre"))
