@@ -41,7 +41,7 @@ def food_spawn_problems(after: Mapping, spawned_food: Sequence[Mapping], setting
     if new_all[: len(old)] != old:
         return [f"spawned food must keep the existing food {old} in order, got {new_all}"]
     new = new_all[len(old):]
-    if not settings.game_map.setup_food and "spawn_food.standard" not in settings.game_map.post_update:
+    if not settings.game_map.setup_food and not settings.game_map.spawns_food:
         return [f"map {settings.map!r} spawns no food, got {new}"] if new else []
     blocked = set(old)
     for snake in _live(after):
@@ -156,7 +156,7 @@ def start_board_problems(board: Mapping, settings: GameSettings) -> list[str]:
     food = _pts(board["food"])
     if board.get("hazards"):
         problems.append(f"a start has no hazards, got {board['hazards']}")
-    if settings.rules.constrictor or not settings.game_map.setup_food:
+    if settings.rules.no_food or not settings.game_map.setup_food:
         if food:
             problems.append(f"no starting food in {settings.ruleset} on map {settings.map}, got {food}")
         return problems

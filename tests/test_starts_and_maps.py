@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from battlesnake_gym.conformance import royale_hazard_problems, start_board_problems
-from battlesnake_gym.engine import GameMap, Games, GameSettings, RulesError, board_to_json, register_map
+from battlesnake_gym.engine import (
+    RULESETS,
+    GameMap,
+    Games,
+    GameSettings,
+    RulesError,
+    Ruleset,
+    board_to_json,
+    register_map,
+)
 from battlesnake_gym.engine.rulesets import MAPS
 
 SIZES = [(7, 7), (9, 9), (11, 11), (13, 13), (19, 19), (25, 25), (5, 5), (9, 13), (13, 9), (11, 17), (7, 11)]
@@ -85,6 +94,30 @@ def test_a_registered_hazard_map_adds_its_scheduled_cells() -> None:
     counts = games.state.hazard_count.tolist()
     assert counts == [3, 3, 3]
     assert games.state.hazards[0, :3].tolist() == [[0, 0], [6, 6], [0, 0]]
+
+
+def test_rulesets_are_the_official_stage_lists_and_what_a_mode_does_follows_from_its_stages() -> None:
+    standard = ("game_over.standard", "movement.standard", "starvation.standard", "hazard_damage.standard",
+                "feed_snakes.standard", "elimination.standard")
+    constrictor = ("spawn_food.no_food", "modify_snakes.always_grow")
+    wrapped = (standard[0], "movement.wrap_boundaries", *standard[2:])
+    assert {name: r.stages for name, r in RULESETS.items()} == {
+        "standard": standard,
+        "solo": ("game_over.solo_snake", *standard[1:]),
+        "royale": (*standard, "spawn_hazards.shrink_map"),
+        "constrictor": (*standard, *constrictor),
+        "wrapped": wrapped,
+        "wrapped_constrictor": (*wrapped, *constrictor),
+    }
+    flags = {name: (r.wrapped, r.constrictor, r.shrinks_map) for name, r in RULESETS.items()}
+    assert flags == {"standard": (False, False, False), "solo": (False, False, False), "royale": (False, False, True),
+                     "constrictor": (False, True, False), "wrapped": (True, False, False),
+                     "wrapped_constrictor": (True, True, False)}
+    custom = Ruleset("wrapped-royale", (*wrapped, "spawn_hazards.shrink_map"))
+    assert custom.wrapped and custom.shrinks_map and not custom.no_food and not custom.always_grow
+    assert GameSettings(ruleset="royale").hazard_capacity() == 11 * 11
+    with pytest.raises(RulesError, match="unknown stages"):
+        Ruleset("old-names", ("gameover.standard", "movement.standard"))
 
 
 def test_a_map_with_an_unknown_stage_or_off_board_hazard_is_refused() -> None:

@@ -58,8 +58,8 @@ class Games:
         self._params = settings.params()
         self._map_ids = game_map.post_update_ids
         self._turns, self._offsets, self._cells = game_map.schedule_arrays(settings)
-        self._grows_every_turn = rules.constrictor
-        self._place_food = game_map.setup_food and not rules.constrictor
+        self._grows_every_turn = rules.always_grow
+        self._place_food = game_map.setup_food and not rules.no_food
         self._generator = _generator(seed)
         if _state is not None:
             self.state = _state

@@ -40,13 +40,45 @@ class RulesError(ValueError):
 
 @dataclass(frozen=True)
 class Ruleset:
-    """A game mode: the official pipeline of named stages, run in order on a copy of the board."""
+    """A game mode: the official pipeline of named stages, run in order on a copy of the board.
+
+    What a mode does differently is read from its stages, never set beside them: ``wrapped``, ``no_food``,
+    ``always_grow``, ``constrictor`` and ``shrinks_map`` say which of the stages that change the standard game it
+    holds.
+    """
 
     name: str
     stages: tuple[str, ...]
-    wrapped: bool = False
-    #: Constrictor modes remove food every turn (and at setup) and grow every snake every turn.
-    constrictor: bool = False
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.stages if s not in STAGE_IDS]
+        if unknown:
+            raise RulesError(f"ruleset {self.name!r}: unknown stages {unknown}; known: {sorted(STAGE_IDS)}")
+
+    @property
+    def wrapped(self) -> bool:
+        """Heads that leave the board re-enter on the opposite edge (``movement.wrap_boundaries``)."""
+        return STAGE_MOVEMENT_WRAP_BOUNDARIES in self.stages
+
+    @property
+    def no_food(self) -> bool:
+        """All food is removed every turn, so none is placed at setup either (``spawn_food.no_food``)."""
+        return STAGE_SPAWN_FOOD_NO_FOOD in self.stages
+
+    @property
+    def always_grow(self) -> bool:
+        """Every snake grows every turn (``modify_snakes.always_grow``)."""
+        return STAGE_MODIFY_SNAKES_ALWAYS_GROW in self.stages
+
+    @property
+    def constrictor(self) -> bool:
+        """A constrictor mode: both of the official constrictor stages (no food, every snake grows every turn)."""
+        return self.no_food and self.always_grow
+
+    @property
+    def shrinks_map(self) -> bool:
+        """Hazards close in from the board's sides (``spawn_hazards.shrink_map``)."""
+        return STAGE_SPAWN_HAZARDS_SHRINK_MAP in self.stages
 
     def stages_for(self, num_snakes: int) -> tuple[str, ...]:
         """The stages for a game of ``num_snakes``: like the official CLI, a one-snake game of any mode ends only
@@ -81,9 +113,9 @@ RULESETS: dict[str, Ruleset] = {
         Ruleset("standard", _STANDARD),
         Ruleset("solo", _swap(_STANDARD, STAGE_GAME_OVER_STANDARD, STAGE_GAME_OVER_SOLO_SNAKE)),
         Ruleset("royale", _STANDARD + (STAGE_SPAWN_HAZARDS_SHRINK_MAP,)),
-        Ruleset("constrictor", _STANDARD + _CONSTRICTOR_TAIL, constrictor=True),
-        Ruleset("wrapped", _WRAPPED, wrapped=True),
-        Ruleset("wrapped_constrictor", _WRAPPED + _CONSTRICTOR_TAIL, wrapped=True, constrictor=True),
+        Ruleset("constrictor", _STANDARD + _CONSTRICTOR_TAIL),
+        Ruleset("wrapped", _WRAPPED),
+        Ruleset("wrapped_constrictor", _WRAPPED + _CONSTRICTOR_TAIL),
     )
 }
 
@@ -123,6 +155,16 @@ class GameMap:
         return np.array(turns, np.int64), offsets, np.array(cells, np.int64).reshape(-1, 2)
 
     @property
+    def spawns_food(self) -> bool:
+        """Food spawns after every turn (``spawn_food.standard``)."""
+        return STAGE_SPAWN_FOOD_STANDARD in self.post_update
+
+    @property
+    def shrinks_map(self) -> bool:
+        """Hazards close in from the board's sides (``spawn_hazards.shrink_map``)."""
+        return STAGE_SPAWN_HAZARDS_SHRINK_MAP in self.post_update
+
+    @property
     def post_update_ids(self) -> np.ndarray:
         ids = list(self.post_update)
         if self.hazard_schedule is not None and STAGE_SPAWN_HAZARDS_SCHEDULED not in ids:
@@ -131,7 +173,7 @@ class GameMap:
 
     def hazard_capacity(self, settings: GameSettings) -> int:
         """Most hazard entries this map can make (a royale rebuild fills the board; schedules append)."""
-        cap = settings.width * settings.height if STAGE_SPAWN_HAZARDS_SHRINK_MAP in self.post_update else 0
+        cap = settings.width * settings.height if self.shrinks_map else 0
         if self.hazard_schedule is not None:
             cap += len(self.schedule_arrays(settings)[2])
         return cap
@@ -217,7 +259,7 @@ class GameSettings:
         _check_int("minimum_food", self.minimum_food, 0, self.width * self.height)
         _check_int("hazard_damage_per_turn", self.hazard_damage_per_turn, 0, MAX_SETTING)
         _check_int("shrink_every_n_turns", self.shrink_every_n_turns, 0, MAX_SETTING)
-        if self.shrink_every_n_turns < 1 and (self.ruleset == "royale" or self.map == "royale"):
+        if self.shrink_every_n_turns < 1 and (self.rules.shrinks_map or self.game_map.shrinks_map):
             raise RulesError(f"shrink_every_n_turns must be >= 1 for royale, got {self.shrink_every_n_turns}")
 
     @property
@@ -269,7 +311,7 @@ class GameSettings:
 
     def hazard_capacity(self) -> int:
         """Most hazard entries a game can hold: royale rebuilds (ruleset or map) fill the board, schedules append."""
-        royale_rule = self.width * self.height if self.ruleset == "royale" else 0
+        royale_rule = self.width * self.height if self.rules.shrinks_map else 0
         return royale_rule + self.game_map.hazard_capacity(self)
 
     def max_snakes(self) -> int:
