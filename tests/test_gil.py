@@ -18,12 +18,13 @@ import numpy as np
 import pytest
 from numba.core.registry import CPUDispatcher
 
-from battlesnake_gym import bots, features, observations, rewards
+from battlesnake_gym import bots, features, rewards
 from battlesnake_gym.engine import Games, GameSettings, map_stages, rule_stages, starts, turn
-from battlesnake_gym.observations import make_encoder
+from battlesnake_gym.observations import egocentric, legacy, make_encoder, territory
 from battlesnake_server import safety, search
 
-KERNEL_MODULES = (rule_stages, map_stages, turn, starts, features, bots, observations, rewards, safety, search)
+KERNEL_MODULES = (rule_stages, map_stages, turn, starts, features, bots, egocentric, territory, legacy, rewards, safety,
+                  search)
 
 
 def test_every_compiled_kernel_releases_the_interpreter_lock() -> None:
