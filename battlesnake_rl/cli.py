@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("battlesnake_server.evaluate:main", "play a trained model (raw or with search) against bots; win "
                                                      "rates with 95% CIs"),
     "sagemaker": ("sagemaker_rl.cli:main", "launch a SageMaker training job, or run the same job locally"),
-    "serve": ("battlesnake_server.httpd:main", "serve a trained policy (or a bot) to the Battlesnake engine over HTTP"),
+    "serve": ("battlesnake_server.serve:main", "serve a trained policy (or a bot) to the Battlesnake engine over HTTP"),
     "play": ("battlesnake_server.referee:main", "referee full games between snake servers (HTTP) and bots"),
     "ladder": ("battlesnake_server.ladder:main", "round robin of bots, models (raw or searching) and snake servers; "
                                                  "ratings with intervals"),

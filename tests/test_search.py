@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ascii_boards import board
-from test_server import exported_model
+from server_helpers import exported_model
 
 from battlesnake_gym.engine import Games, GameSettings, board_from_json
 from battlesnake_gym.observations import EgocentricEncoder
@@ -153,7 +153,7 @@ def test_the_server_answers_with_the_network_search_within_the_move_deadline(mod
 
 
 def test_serve_refuses_a_search_it_cannot_run_before_any_game(tmp_path_factory, tmp_path: Path) -> None:
-    from battlesnake_server.httpd import build_app, parser
+    from battlesnake_server.serve import build_app, parser
 
     folder = exported_model(tmp_path_factory.getbasetemp())
     app = build_app(parser().parse_args(["--model", str(folder)]))
