@@ -17,6 +17,14 @@ def shared() -> Path:
     return SHARED
 
 
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of a tiny untrained exported policy (``server_helpers.exported_model``), written once per session."""
+    from server_helpers import exported_model
+
+    return exported_model(tmp_path_factory.getbasetemp())
+
+
 @pytest.fixture(autouse=True)
 def _torch_threads():
     """Env runners set torch's thread count for their inference; every test gets the session's count back afterwards

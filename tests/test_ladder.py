@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_server import exported_model
+from server_helpers import exported_model
 
 from battlesnake_server.app import SnakeApp
 from battlesnake_server.httpd import start_in_thread

@@ -2,183 +2,30 @@
 
 Each test plays random games (mostly safe moves, sometimes random ones and invalid move strings) and checks one
 invariant after every step. Games are batches of up to three, stepped with a random mask, so finished games, games
-left out of a step and the game-over stage are all exercised.
+left out of a step and the game-over stage are all exercised. The games are played by ``property_games``; the
+properties of batches and seeds are in test_batch_properties.py.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from typing import NamedTuple
-
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from battlesnake_gym.engine import (
-    CAUSE_NAMES,
-    RULESETS,
-    Games,
-    GameSettings,
-    GameState,
-    board_from_json,
-    board_to_json,
+from property_games import (
+    PROPERTY,
+    Case,
+    assert_same_game,
+    batch_moves,
+    cases,
+    changed_games,
+    game_settings,
+    live_cells,
+    new_games,
+    play,
 )
-from battlesnake_gym.engine.state import copy_state
 
-MAPS_UNDER_TEST = ("standard", "empty", "royale", "sinkholes")
-BOARD_SIZES = ((7, 7), (11, 11), (19, 19), (5, 5), (3, 3), (7, 11), (11, 7), (9, 5), (13, 8))
-#: (dx, dy) of each move code: 0 up, 1 down, 2 left, 3 right.
-DIRECTIONS = ((0, 1), (0, -1), (-1, 0), (1, 0))
-INVALID_MOVE_CODE = 4
-NO_MOVE_CODE = -1
-#: Every ruleset on every map.
-RULESET_MAP_PAIRS = tuple((ruleset, game_map) for ruleset in sorted(RULESETS) for game_map in MAPS_UNDER_TEST)
-
-PROPERTY = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-class Case(NamedTuple):
-    """One drawn scenario: the games' settings, their seeds and how their snakes choose moves."""
-
-    game_settings: GameSettings
-    num_snakes: int
-    seeds: tuple[int, ...]  # one per game of the batch
-    move_seed: int  # seeds the move policy's own generator
-    care: float  # probability that a snake picks a safe move rather than a random one (invalid included)
-    turns: int  # at most this many steps
-
-
-class Step(NamedTuple):
-    """Snapshots around one call of ``Games.step``."""
-
-    before: GameState
-    moves: np.ndarray  # (B, S) int8
-    stepped: np.ndarray  # (B,) bool — the mask passed to step
-    finished: np.ndarray  # (B,) bool — Games.finished() before the step
-    over: np.ndarray  # (B,) bool — what step returned
-    pipeline: GameState  # after the ruleset's stages (step(post_update=False))
-    after: GameState  # after the map's post-update and turn += 1
-
-
-@st.composite
-def game_settings(draw: st.DrawFn) -> GameSettings:
-    ruleset, game_map = draw(st.sampled_from(RULESET_MAP_PAIRS))
-    width, height = draw(st.sampled_from(BOARD_SIZES))
-    royale = ruleset == "royale" or game_map == "royale"
-    return GameSettings(
-        width=width,
-        height=height,
-        ruleset=ruleset,
-        map=game_map,
-        food_spawn_chance=draw(st.integers(0, 100)),
-        minimum_food=draw(st.integers(0, 5)),
-        hazard_damage_per_turn=draw(st.integers(0, 100)),
-        shrink_every_n_turns=draw(st.integers(1 if royale else 0, 12)),
-    )
-
-
-@st.composite
-def cases(draw: st.DrawFn, max_games: int = 3, max_turns: int = 150) -> Case:
-    game = draw(game_settings())
-    most = game.max_snakes()
-    num_snakes = draw(st.one_of(st.integers(1, min(4, most)), st.integers(1, most)))
-    seeds = tuple(draw(st.lists(st.integers(0, 2**63 - 1), min_size=1, max_size=max_games)))
-    return Case(
-        game_settings=game,
-        num_snakes=num_snakes,
-        seeds=seeds,
-        move_seed=draw(st.integers(0, 2**32 - 1)),
-        care=draw(st.sampled_from((1.0, 0.98, 0.9, 0.6, 0.0))),
-        turns=draw(st.integers(1, max_turns)),
-    )
-
-
-# ---------------------------------------------------------------- playing games
-
-
-def live_cells(state: GameState, game: int, snake: int) -> list[tuple[int, int]]:
-    return [(int(x), int(y)) for x, y in state.body[game, snake, : state.length[game, snake]]]
-
-
-def choose_moves(state: GameState, game: int, game_settings: GameSettings, rng: np.random.Generator,
-                 care: float) -> np.ndarray:
-    """(S,) int8 moves for one game: -1 for eliminated snakes.
-
-    With probability ``care`` a snake picks a move that stays on the board, off every body and, where it can, away
-    from the other heads; otherwise any of the five codes (4 stands for an invalid move string).
-    """
-    width, height, wrapped = game_settings.width, game_settings.height, game_settings.rules.wrapped
-    alive = np.flatnonzero(state.elim_cause[game] == 0)
-    occupied = {cell for s in alive for cell in live_cells(state, game, s)[:-1]}
-    heads = {int(s): (int(state.body[game, s, 0, 0]), int(state.body[game, s, 0, 1])) for s in alive}
-    moves = np.full(state.num_snakes, NO_MOVE_CODE, np.int8)
-    for s, (hx, hy) in heads.items():
-        if rng.random() >= care:
-            moves[s] = rng.integers(0, INVALID_MOVE_CODE + 1)
-            continue
-        near_heads = {(x + dx, y + dy) for o, (x, y) in heads.items() if o != s for dx, dy in DIRECTIONS}
-        safe, calm = [], []
-        for code, (dx, dy) in enumerate(DIRECTIONS):
-            x, y = hx + dx, hy + dy
-            if wrapped:
-                x, y = x % width, y % height
-            if 0 <= x < width and 0 <= y < height and (x, y) not in occupied:
-                safe.append(code)
-                if (x, y) not in near_heads:
-                    calm.append(code)
-        choices = calm or safe or [0, 1, 2, 3]
-        moves[s] = choices[rng.integers(0, len(choices))]
-    return moves
-
-
-def batch_moves(games: Games, case: Case, rng: np.random.Generator) -> np.ndarray:
-    return np.stack([choose_moves(games.state, b, case.game_settings, rng, case.care) for b in range(games.batch_size)])
-
-
-def new_games(case: Case) -> Games:
-    games = Games(case.game_settings, num_snakes=case.num_snakes, batch_size=len(case.seeds))
-    games.reset(seeds=np.array(case.seeds, np.int64))
-    return games
-
-
-def play(case: Case) -> Iterator[Step]:
-    """Step the case's games until all are over (each stepped once more after that) or ``case.turns`` steps."""
-    games = new_games(case)
-    rng = np.random.default_rng(case.move_seed)
-    for _ in range(case.turns):
-        finished = games.finished()
-        stepped = rng.random(games.batch_size) < 0.9
-        moves = batch_moves(games, case, rng)
-        before = copy_state(games.state)
-        over = games.step(moves, mask=stepped, post_update=False)
-        pipeline = copy_state(games.state)
-        games.finish_turn(mask=stepped)
-        yield Step(before, moves, stepped, finished, over, pipeline, copy_state(games.state))
-        if finished.all() and stepped.all():
-            return
-
-
-def board(state: GameState, game: int, game_settings: GameSettings) -> dict:
-    """Game ``game`` as a JSON board, with its turn."""
-    out = board_to_json(state, game_settings.width, game_settings.height, game=game)
-    out["turn"] = int(state.turn[game])
-    return out
-
-
-def assert_same_game(state: GameState, game: int, other: GameState, other_game: int, game_settings: GameSettings,
-                     label: str = "") -> None:
-    """The live parts of two games are equal: the board, the turn and both random streams (stale slots may differ)."""
-    assert board(state, game, game_settings) == board(other, other_game, game_settings), label
-    assert state.rng[game] == other.rng[other_game], label
-    assert state.royale_seed[game] == other.royale_seed[other_game], label
-
-
-def changed_games(step: Step) -> Iterator[int]:
-    """Games whose pipeline ran past the game-over stage on this step."""
-    yield from np.flatnonzero(step.stepped & ~step.over)
-
+from battlesnake_gym.engine import CAUSE_NAMES, Games, GameSettings, board_from_json, board_to_json
 
 # ---------------------------------------------------------------- invariants
 
@@ -391,83 +238,6 @@ def test_every_starting_board_has_full_health_stacked_snakes_on_distinct_free_ce
         if game.rules.constrictor or game.map == "empty":
             assert food == []
         assert state.hazard_count[b] == 0
-
-
-# ---------------------------------------------------------------- batches and seeds
-
-
-@PROPERTY
-@given(cases(max_games=4))
-def test_a_batch_of_games_steps_exactly_like_each_game_stepped_alone(case: Case) -> None:
-    g = case.game_settings
-    batch = new_games(case)
-    alone = [new_games(case._replace(seeds=(seed,))) for seed in case.seeds]
-    rng = np.random.default_rng(case.move_seed)
-    for turn in range(case.turns + 1):
-        for b, single in enumerate(alone):
-            assert_same_game(batch.state, b, single.state, 0, g, f"game {b} differs after {turn} steps")
-        finished = batch.finished()
-        np.testing.assert_array_equal(finished, [single.finished()[0] for single in alone])
-        if finished.all() or turn == case.turns:
-            return
-        stepped = ~finished & (rng.random(batch.batch_size) < 0.9)
-        moves = batch_moves(batch, case, rng)
-        over = batch.step(moves, mask=stepped)
-        for b in np.flatnonzero(stepped):
-            assert alone[b].step(moves[b : b + 1])[0] == over[b]
-
-
-@PROPERTY
-@given(cases(max_games=3))
-def test_resetting_some_games_with_seeds_equals_starting_them_fresh(case: Case) -> None:
-    g = case.game_settings
-    games = new_games(case)
-    rng = np.random.default_rng(case.move_seed)
-    for _ in range(min(case.turns, 10)):
-        if games.finished().all():
-            break
-        games.step(batch_moves(games, case, rng), mask=~games.finished())
-    mask = rng.random(games.batch_size) < 0.5
-    seeds = rng.integers(0, 2**62, size=int(mask.sum()))
-    kept = copy_state(games.state)
-    games.reset(mask=mask, seeds=seeds)
-    for b, seed in zip(np.flatnonzero(mask), seeds):
-        assert_same_game(games.state, b, new_games(case._replace(seeds=(int(seed),))).state, 0, g)
-    for b in np.flatnonzero(~mask):
-        assert_same_game(games.state, b, kept, b, g)
-
-
-@PROPERTY
-@given(cases(), st.integers(0, 2**63 - 1))
-def test_the_same_seed_replays_the_same_games(case: Case, seed: int) -> None:
-    first, second = (Games(case.game_settings, case.num_snakes, len(case.seeds), seed=seed) for _ in range(2))
-    rng = np.random.default_rng(case.move_seed)
-    for _ in range(case.turns):
-        for a, b in zip(first.state, second.state):
-            np.testing.assert_array_equal(a, b)
-        if first.finished().all():
-            break
-        moves = batch_moves(first, case, rng)
-        np.testing.assert_array_equal(first.step(moves), second.step(moves))
-
-
-@settings(max_examples=30, deadline=None)
-@given(game_settings(), st.data())
-def test_different_seeds_give_different_starting_boards(game: GameSettings, data: st.DataObject) -> None:
-    num_snakes = data.draw(st.integers(1, game.max_snakes()))
-    first_seed = data.draw(st.integers(0, 2**32))
-    starts = {
-        json.dumps(board_to_json(Games(game, num_snakes, seed=seed).state, game.width, game.height))
-        for seed in range(first_seed, first_seed + 12)
-    }
-    assert len(starts) > 1
-
-
-def test_a_batch_seeded_once_holds_different_starting_boards() -> None:
-    g = GameSettings()
-    games = Games(g, num_snakes=4, batch_size=16, seed=0)
-    starts = {json.dumps(board(games.state, b, g)) for b in range(games.batch_size)}
-    assert len(starts) > 1
 
 
 # ---------------------------------------------------------------- regressions: engine bugs these properties found

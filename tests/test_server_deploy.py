@@ -14,7 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from test_server import exported_model, recorded_frames
+from server_helpers import exported_model, recorded_frames
 
 from battlesnake_gym.engine import MOVE_NAMES
 from battlesnake_server.sagemaker_inference import package_model

@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from test_server import (
+from server_helpers import (
     NO_SEARCH,
     assert_not_avoidably_fatal,
     exported_model,

@@ -20,7 +20,7 @@ import threading
 from contextlib import contextmanager
 
 import pytest
-from test_server import TINY_CONFIG, SleepyPolicy, exported_model
+from server_helpers import TINY_CONFIG, SleepyPolicy, exported_model
 
 from battlesnake_gym.engine import GameSettings
 from battlesnake_server.app import SnakeApp
