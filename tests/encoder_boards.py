@@ -36,7 +36,6 @@ def snake(sid: str, body: Sequence[Point], health: int = 100, eliminated: dict |
     return {"id": sid, "health": health, "body": [{"x": x, "y": y} for x, y in body], "eliminated": eliminated}
 
 
-
 def random_games(ruleset: str, turns: int, batch_size: int = 6, size: int = 7, num_snakes: int = 4,
                  seed: int = 0) -> list[Games]:
     """Snapshots of a batch played by random (mostly dying) and safe bots, taken every few turns."""

@@ -91,8 +91,6 @@ def reference_egocentric(games: Games, b: int, s: int, view: int | None = None) 
     return obs.astype(np.uint8)
 
 
-
-
 # ---------------------------------------------------------------------------------------------- egocentric planes
 
 

@@ -66,7 +66,6 @@ class ObservationEncoder:
         return f"{type(self).__name__}()"
 
 
-
 def action_mask(games: Games, out: np.ndarray | None = None) -> np.ndarray:
     """(B, S, 4) uint8: 1 where a move (0 up, 1 down, 2 left, 3 right) is not certainly fatal.
 
