@@ -179,4 +179,3 @@ class EgocentricEncoder(ObservationEncoder):
 
     def __repr__(self) -> str:
         return f"EgocentricEncoder(view={self.view!r})"
-

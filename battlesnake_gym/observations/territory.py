@@ -178,4 +178,3 @@ class TerritoryEncoder(EgocentricEncoder):
 
     def __repr__(self) -> str:
         return f"TerritoryEncoder(view={self.view!r})"
-
