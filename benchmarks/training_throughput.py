@@ -35,12 +35,11 @@ from battlesnake_rllib.model import BattlesnakeCNN  # noqa: E402
 
 
 def stock_config(args: TrainArgs) -> PPOConfig:
-    env_cfg = args.env_config()
     model = args.model_config()
     return (
         PPOConfig()
         .environment(env=BattlesnakeMultiAgentEnv,
-                     env_config={"num_snakes": args.num_snakes, "encoder": env_cfg["encoder"],
+                     env_config={"num_snakes": args.num_snakes, "encoder": args.policy_spec().make_encoder(),
                                  "max_turns": args.max_turns, "rewards": args.rewards})
         .env_runners(num_env_runners=0, num_envs_per_env_runner=1)
         .multi_agent(policies={"shared"}, policy_mapping_fn=lambda agent_id, episode, **kw: "shared")

@@ -30,14 +30,14 @@ import json
 import os
 import sys
 import time
-from dataclasses import MISSING, fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # SageMaker runs this file from source_dir, next to the training package
     sys.path.insert(0, str(HERE))
 
-from battlesnake_rllib.config import ConfigError, TrainArgs, build_config  # noqa: E402
+from battlesnake_rllib.config import build_config  # noqa: E402
 from battlesnake_rllib.run import (  # noqa: E402
     Progress,
     RunOutputs,
@@ -46,6 +46,7 @@ from battlesnake_rllib.run import (  # noqa: E402
     metric_lines,
     resume_changes,
 )
+from battlesnake_rllib.settings import ConfigError, RunArgs, TrainArgs, add_flags, flag_values  # noqa: E402
 from sagemaker_rl import contract as sagemaker_job  # noqa: E402
 from sagemaker_rl.checkpoints import StopSignal  # noqa: E402
 from sagemaker_rl.hyperparameters import TUNE_ALIASES, HyperparameterError, to_argv  # noqa: E402
@@ -55,39 +56,25 @@ GAME_ALIASES = {"num_agents": ("num_snakes", int)}
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The flags: the run's (``RunArgs``) and the training settings (``TrainArgs``), each field's docstring its help."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      exit_on_error=False)
-    run = parser.add_argument_group("run")
-    run.add_argument("--out", default="runs/local", help="folder for all outputs (a SageMaker job: its output/data)")
-    run.add_argument("--minutes", type=float, default=10.0, help="wall-clock training budget")
-    run.add_argument("--iterations", type=int, default=None, help="stop after this many iterations in total")
-    run.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out/checkpoints")
-    run.add_argument("--config", type=Path, default=None, help="a JSON file of training settings")
-    run.add_argument("--eval-every", type=int, default=10, help="evaluate against bots every N iterations (0: off)")
-    run.add_argument("--eval-games", type=int, default=40, help="games per opponent in each evaluation")
-    run.add_argument("--eval-opponents", default="safe,greedy", help="bots to evaluate against")
-    run.add_argument("--checkpoint-every", type=int, default=10, help="save a checkpoint every N iterations")
-    run.add_argument("--no-export", action="store_true", help="skip the TorchScript/ONNX export at the end")
-    settings = parser.add_argument_group("training settings (TrainArgs)")
-    for f in fields(TrainArgs):
-        default = f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
-        flag = f"--{f.name.replace('_', '-')}"
-        if isinstance(default, list):  # conv_filters: ints; overrides and opponents: strings
-            kind = int if f.name == "conv_filters" else str
-            settings.add_argument(flag, dest=f.name, type=kind, nargs="*", default=None, help=f"(default {default})")
-        else:
-            settings.add_argument(flag, dest=f.name, type=type(default), default=None, help=f"(default {default})")
+    add_flags(parser.add_argument_group("run (RunArgs)"), RunArgs)
+    add_flags(parser.add_argument_group("training settings (TrainArgs; also in a --config file)"), TrainArgs,
+              given_only=True)
     return parser
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[TrainArgs, argparse.Namespace]:
+def parse_args(argv: list[str] | None = None) -> tuple[TrainArgs, RunArgs]:
+    """The training settings (the defaults, then the --config file, then the flags) and the run's own."""
     try:
         ns = build_parser().parse_args(argv)
     except argparse.ArgumentError as exc:
         raise ConfigError(str(exc)) from None
-    values = json.loads(ns.config.read_text()) if ns.config else {}
-    values.update({f.name: getattr(ns, f.name) for f in fields(TrainArgs) if getattr(ns, f.name) is not None})
-    return TrainArgs.from_dict(values), ns
+    given = flag_values(TrainArgs, ns)
+    run = RunArgs(**flag_values(RunArgs, ns), given=frozenset(given))
+    values = json.loads(run.config.read_text()) if run.config else {}
+    return TrainArgs.from_dict({**values, **given}), run
 
 
 @sagemaker_job.failure_guard
@@ -116,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             stop.restore()
 
 
-def run_job(job, args: TrainArgs, run: argparse.Namespace, config, cluster_settings, stop: StopSignal) -> int:
+def run_job(job, args: TrainArgs, run: RunArgs, config, cluster_settings, stop: StopSignal) -> int:
     """The job once its settings are good: cluster, resume, training, outputs; its exit code."""
     if job.in_sagemaker:
         out = RunOutputs(job.output_data_dir, model_dir=job.model_dir, checkpoint_dir=job.checkpoint_dir)
@@ -167,15 +154,15 @@ def bad_settings(job, exc: Exception) -> int:
     return 2
 
 
-def fit_to_cluster(args: TrainArgs, run: argparse.Namespace, node, cluster_settings) -> tuple[TrainArgs, object]:
+def fit_to_cluster(args: TrainArgs, run: RunArgs, node, cluster_settings) -> tuple[TrainArgs, object]:
     """The env runners and learner GPUs the cluster runs (sagemaker_rl.cluster.plan_rollouts), in the settings."""
     from sagemaker_rl.cluster import ClusterError, plan_rollouts
 
     try:
         rollouts = plan_rollouts(
             node, cluster_settings,
-            env_runners=("num_env_runners", run.num_env_runners) if run.num_env_runners is not None else None,
-            gpus=("num_gpus", run.num_gpus) if run.num_gpus is not None else None)
+            env_runners=("num_env_runners", args.num_env_runners) if "num_env_runners" in run.given else None,
+            gpus=("num_gpus", args.num_gpus) if "num_gpus" in run.given else None)
     except ClusterError as exc:
         raise ConfigError(str(exc)) from None
     for note in rollouts.notes:
@@ -184,7 +171,7 @@ def fit_to_cluster(args: TrainArgs, run: argparse.Namespace, node, cluster_setti
     return args, build_config(args)
 
 
-def find_checkpoint(out: RunOutputs, run: argparse.Namespace, job) -> Path | None:
+def find_checkpoint(out: RunOutputs, run: RunArgs, job) -> Path | None:
     """The newest complete checkpoint to resume from (a SageMaker job always looks; a local run with --resume),
     after removing unfinished ones (a save cut short, a torn upload)."""
     if not (run.resume or job.in_sagemaker):
@@ -197,7 +184,7 @@ def find_checkpoint(out: RunOutputs, run: argparse.Namespace, job) -> Path | Non
     return newest
 
 
-def train(config, args: TrainArgs, run: argparse.Namespace, out: RunOutputs, resume_from: Path | None, node,
+def train(config, args: TrainArgs, run: RunArgs, out: RunOutputs, resume_from: Path | None, node,
           stop: StopSignal) -> int:
     import ray
     import torch
@@ -224,13 +211,13 @@ def train(config, args: TrainArgs, run: argparse.Namespace, out: RunOutputs, res
         if args.imitate:  # a warm start: the policy first learns the bot's moves (battlesnake_rllib.imitation)
             from battlesnake_rllib.imitation import pretrain
 
-            stats = pretrain(algo, config.env_config, args.imitation_samples, teacher=args.imitate,
+            stats = pretrain(algo, args.batch_settings(), args.imitation_samples, teacher=args.imitate,
                              epochs=args.imitation_epochs, gamma=args.gamma, seed=args.seed)
             for line in metric_lines(stats):
                 print(line, flush=True)
 
     # ---------------------------------------------------------------- training loop
-    opponents = [o for o in run.eval_opponents.split(",") if o]
+    opponents = run.eval_bots
     steps_before = None
     progress = Progress(run.minutes, run.iterations)
     while (time.time() < deadline and (run.iterations is None or algo.iteration < run.iterations)

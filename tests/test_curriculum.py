@@ -16,6 +16,7 @@ from battlesnake_gym.observations import EGO_OFF_BOARD  # noqa: E402
 from battlesnake_rllib.callbacks import stage_at  # noqa: E402
 from battlesnake_rllib.config import ConfigError, TrainArgs, build_config  # noqa: E402
 from battlesnake_rllib.sampler import BatchedEnvRunner  # noqa: E402
+from battlesnake_rllib.settings import BatchSettings  # noqa: E402
 
 TRAIN = Path(__file__).resolve().parents[1] / "rllib_src" / "train-mabs.py"
 #: 2-snake 5x5 games, then 3-snake 7x7 games, then the run's own game: 2-snake 7x7 (a 13-cell view sees it all).
@@ -38,7 +39,8 @@ def _what_episodes_show(episodes) -> tuple[set[int], set[int], set[int]]:
 def test_a_stage_switch_moves_the_runners_games_to_the_new_board_and_snake_count() -> None:
     config = build_config(_args())
     # The model's spaces and evaluation describe the run's own game, the last stage.
-    assert (config.env_config["game_settings"]["width"], config.env_config["num_snakes"]) == (7, 2)
+    game = BatchSettings.of(config).game
+    assert (game.width, game.num_snakes) == (7, 2)
     runner = BatchedEnvRunner(config=config)
     first = runner.sample(num_timesteps=300)
     assert _what_episodes_show(first) == ({25}, {0, 1}, {0})  # 5x5 boards, 2 snakes
@@ -61,7 +63,7 @@ def test_a_stage_switch_moves_the_runners_games_to_the_new_board_and_snake_count
 
 def test_the_stage_follows_the_iterations_each_stage_lasts_and_the_last_one_never_ends() -> None:
     stages = _args(curriculum=["5x5:2@2", "7x7:3", "7x7:2"], stage_iterations=3).curriculum_stages()
-    assert [s["iterations"] for s in stages] == [2, 3, None]
+    assert [s.iterations for s in stages] == [2, 3, None]
     assert [stage_at(stages, done) for done in range(8)] == [0, 0, 1, 1, 1, 2, 2, 2]
 
 

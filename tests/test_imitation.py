@@ -17,18 +17,19 @@ from battlesnake_gym.envs import BatchEnv  # noqa: E402
 from battlesnake_rllib.config import ConfigError, TrainArgs, build_config  # noqa: E402
 from battlesnake_rllib.imitation import fit, teacher_games  # noqa: E402
 from battlesnake_rllib.sampler import SpacesOnlyEnv  # noqa: E402
+from battlesnake_rllib.settings import BatchSettings  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 GAMMA = 0.99
 
 
-def _env_config(**kw) -> dict:
-    return TrainArgs(num_games=16, max_turns=60, **kw).env_config()
+def _settings(**kw) -> BatchSettings:
+    return TrainArgs(num_games=16, max_turns=60, **kw).batch_settings()
 
 
 def test_the_samples_hold_the_teachers_moves_and_the_discounted_end_of_each_life() -> None:
-    config = _env_config()
-    data = teacher_games(config, 600, teacher="flood", explore=0.0, gamma=GAMMA, seed=2)
+    settings = _settings()
+    data = teacher_games(settings, 600, teacher="flood", explore=0.0, gamma=GAMMA, seed=2)
     assert len(data.action) >= 600 and data.obs.dtype == np.uint8 and data.mask.shape == (len(data.action), 4)
     # Every value is +-gamma^k (a win or a death k + 1 turns later) or 0 (cut at max_turns).
     nonzero = data.value[data.value != 0]
@@ -43,10 +44,10 @@ def test_the_samples_hold_the_teachers_moves_and_the_discounted_end_of_each_life
 def test_the_teachers_move_is_what_the_bot_plays_on_that_board() -> None:
     # Nothing random (no detours, every sample kept) and games of at most 60 turns: the first 64 samples are the 16
     # starting boards' 4 snakes, in order, all of whose lives have ended by then.
-    config = _env_config()
-    data = teacher_games(config, 16 * 4 * 60, teacher="flood", explore=0.0, keep=1.0, seed=5)
-    env = BatchEnv(config["game_settings"], num_snakes=4, batch_size=16, encoder=config["encoder"], max_turns=60,
-                   seed=5 + 17)
+    settings = _settings()
+    data = teacher_games(settings, 16 * 4 * 60, teacher="flood", explore=0.0, keep=1.0, seed=5)
+    env = BatchEnv(settings.game.settings(), num_snakes=4, batch_size=16, encoder=settings.game.make_encoder(),
+                   max_turns=60, seed=5 + 17)
     np.testing.assert_array_equal(data.obs[:64], env.obs.reshape(64, *env.obs.shape[2:]))
     np.testing.assert_array_equal(data.action[:64], make_bot("flood", 5)(env.games).reshape(64))
 
@@ -54,7 +55,7 @@ def test_the_teachers_move_is_what_the_bot_plays_on_that_board() -> None:
 def test_the_fit_learns_the_teachers_moves() -> None:
     args = TrainArgs(num_games=16, max_turns=60, encoder="territory", view=21)
     config = build_config(args)
-    data = teacher_games(config.env_config, 4000, teacher="territory", seed=1)
+    data = teacher_games(BatchSettings.of(config), 4000, teacher="territory", seed=1)
     module = config.get_rl_module_spec(env=SpacesOnlyEnv(config.env_config), inference_only=False).build()
     before = fit(module, data, epochs=1, minibatch=len(data.action), lr=0.0, seed=0)["imitation_accuracy"]
     after = fit(module, data, epochs=5, minibatch=128, seed=0)["imitation_accuracy"]

@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")
 
 from battlesnake_rllib.config import ConfigError, TrainArgs, build_config  # noqa: E402
 from battlesnake_rllib.sampler import BatchedEnvRunner  # noqa: E402
+from battlesnake_rllib.settings import BatchSettings  # noqa: E402
 
 LEFT, RIGHT = 2, 3
 
@@ -103,7 +104,7 @@ def test_the_past_pool_entry_needs_snapshots_and_names_itself_in_errors() -> Non
         build_config(_args(snapshot_every=0))
     with pytest.raises(ConfigError, match="unknown opponent bots \\['pats'\\]; known: .*'past'"):
         build_config(_args(opponents=["pats"]))
-    assert build_config(_args(opponent_games=0.0)).env_config["past_policies"] == 0  # no past games: no snapshots
+    assert BatchSettings.of(build_config(_args(opponent_games=0.0))).past_policies == 0  # no past games: no snapshots
 
 
 @pytest.mark.slow

@@ -14,7 +14,8 @@ pytest.importorskip("ray.rllib")
 torch = pytest.importorskip("torch")
 
 from battlesnake_rllib.config import ConfigError, TrainArgs, apply_overrides, build_config  # noqa: E402
-from battlesnake_rllib.sampler import BatchedEnvRunner, make_batch_env  # noqa: E402
+from battlesnake_rllib.sampler import BatchedEnvRunner  # noqa: E402
+from battlesnake_rllib.settings import BatchSettings  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = REPO / "rllib_src" / "train-mabs.py"
@@ -49,7 +50,8 @@ def test_the_samplers_episodes_carry_exactly_the_envs_rewards_and_ends(opponent_
     runner.batch.step, runner.batch.reset = recording_step, recording_reset
     episodes = runner.sample(num_timesteps=600) + runner.sample(num_timesteps=600)
     # The env is deterministic given the joint actions and resets: a fresh one of the same seed replays them.
-    replay = make_batch_env(runner.config.env_config, seed=runner.config.env_config["seed"] * 1000)
+    settings = BatchSettings.of(runner.config)
+    replay = settings.make_env(seed=settings.seed * 1000)
     for i in range(len(records) + 1):
         for _, mask in (r for r in resets if r[0] == i):
             replay.reset(mask)

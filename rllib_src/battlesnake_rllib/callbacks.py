@@ -17,18 +17,21 @@ The stage is a pure function of the iteration count, so a resumed run plays the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.core import COMPONENT_LEARNER, COMPONENT_RL_MODULE, DEFAULT_MODULE_ID
 
+from .settings import BatchSettings, CurriculumStage
 
-def stage_at(stages: list[dict[str, Any]], iterations_done: int) -> int:
+
+def stage_at(stages: Sequence[CurriculumStage], iterations_done: int) -> int:
     """The curriculum stage of the iteration after ``iterations_done`` finished ones (each stage but the last
     lasts its ``iterations``; the last one never ends)."""
     end = 0
     for index, stage in enumerate(stages[:-1]):
-        end += int(stage["iterations"])
+        end += int(stage.iterations)
         if iterations_done < end:
             return index
     return len(stages) - 1
@@ -44,7 +47,7 @@ def learner_weights(algorithm) -> dict[str, Any]:
 class BattlesnakeCallbacks(RLlibCallback):
     """Sends the driver's curriculum stage and policy snapshots to every env runner (see the module docstring).
 
-    ``build_config`` installs it when ``env_config`` has a ``curriculum`` or ``past_policies``.
+    ``build_config`` installs it when the run's ``BatchSettings`` have a ``curriculum`` or ``past_policies``.
     """
 
     def __init__(self) -> None:
@@ -69,7 +72,7 @@ class BattlesnakeCallbacks(RLlibCallback):
 
     def on_train_result(self, *, algorithm, metrics_logger=None, result: dict, **kwargs) -> None:
         self._set_stage(algorithm)
-        every = int(algorithm.config.env_config.get("snapshot_every") or 0)
+        every = BatchSettings.of(algorithm.config).snapshot_every
         if self._capacity(algorithm) and every and algorithm.iteration % every == 0:
             self._add_snapshot(algorithm)
 
@@ -87,11 +90,11 @@ class BattlesnakeCallbacks(RLlibCallback):
 
     @staticmethod
     def _capacity(algorithm) -> int:
-        return int(algorithm.config.env_config.get("past_policies") or 0)
+        return BatchSettings.of(algorithm.config).past_policies
 
     @staticmethod
     def _set_stage(algorithm, remote_ids: list[int] | None = None) -> None:
-        stages = algorithm.config.env_config.get("curriculum") or []
+        stages = BatchSettings.of(algorithm.config).curriculum
         if not stages:
             return
         stage = stage_at(stages, algorithm.iteration)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -27,7 +26,8 @@ from battlesnake_gym.bots import make_bot
 from battlesnake_gym.engine.state import ALIVE
 from battlesnake_gym.rewards import EVENTS
 
-from .sampler import SpacesOnlyEnv, make_batch_env
+from .sampler import SpacesOnlyEnv
+from .settings import BatchSettings
 
 WON = EVENTS.index("won")
 
@@ -42,15 +42,16 @@ class ImitationData:
     value: np.ndarray  # (N,) float32, the discounted final reward of the snake's game
 
 
-def teacher_games(env_config: dict[str, Any], samples: int, *, teacher: str = "flood", explore: float = 0.1,
+def teacher_games(settings: BatchSettings, samples: int, *, teacher: str = "flood", explore: float = 0.1,
                   keep: float = 0.25, gamma: float = 0.99, seed: int = 0) -> ImitationData:
-    """At least ``samples`` samples of games the teacher bot plays in every seat (see the module docstring).
+    """At least ``samples`` samples of the run's games (``settings``), the teacher bot in every seat (see the module
+    docstring).
 
     ``keep`` is the share of (snake, turn) samples stored: consecutive turns of one game look alike, so storing a
     quarter of them spreads the same memory over four times as many games. Only samples of lives that ended (died,
     won, or cut at ``max_turns``) are returned, since only they have a value target.
     """
-    env = make_batch_env(env_config, seed=seed + 17)
+    env = settings.make_env(seed=seed + 17)
     bot = make_bot(teacher, seed)
     rng = np.random.default_rng(seed)
     b_size, s_size = env.batch_size, env.num_snakes
@@ -130,15 +131,15 @@ def fit(module, data: ImitationData, *, epochs: int = 2, minibatch: int = 512, l
     return stats
 
 
-def pretrain(algo, env_config: dict[str, Any], samples: int, *, teacher: str = "flood", epochs: int = 2,
+def pretrain(algo, settings: BatchSettings, samples: int, *, teacher: str = "flood", epochs: int = 2,
              gamma: float = 0.99, seed: int = 0) -> dict[str, float]:
     """Fit the algorithm's module to the teacher's play and send the weights to its learner and env runners."""
     from ray.rllib.core import DEFAULT_MODULE_ID
 
     started = time.time()
-    data = teacher_games(env_config, samples, teacher=teacher, gamma=gamma, seed=seed)
+    data = teacher_games(settings, samples, teacher=teacher, gamma=gamma, seed=seed)
     generated = time.time()
-    module = algo.config.get_rl_module_spec(env=SpacesOnlyEnv(env_config), inference_only=False).build()
+    module = algo.config.get_rl_module_spec(env=SpacesOnlyEnv(settings.env_config()), inference_only=False).build()
     module.set_state(algo.learner_group.get_weights()[DEFAULT_MODULE_ID])
     stats = fit(module, data, epochs=epochs, seed=seed)
     algo.learner_group.set_weights({DEFAULT_MODULE_ID: module.get_state()})

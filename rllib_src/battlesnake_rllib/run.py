@@ -14,6 +14,7 @@ import torch
 from ray.rllib.core.columns import Columns
 
 from battlesnake_gym.evaluation import evaluate
+from battlesnake_policy import PolicySpec
 from sagemaker_rl.checkpoints import CheckpointStore
 
 #: The per-iteration metrics printed as ``name: value`` lines (SageMaker metric definitions match these names).
@@ -104,26 +105,26 @@ class ModulePolicy:
 def evaluate_module(algo, args, opponents: Sequence[str], games: int, replay_to: Path | None = None) -> dict:
     """Win rates of the current policy in 1v1 games against each bot (and a replay GIF of a 4-snake game)."""
     policy = ModulePolicy(algo.get_module())
-    env_cfg = args.env_config()
-    report = evaluate(policy, opponents=list(opponents), games=games, modes=("1v1",),
-                      settings=env_cfg["game_settings"], encoder=env_cfg["encoder"], seed=1234,
-                      max_turns=args.max_turns)
+    spec = args.policy_spec()
+    report = evaluate(policy, opponents=list(opponents), games=games, modes=("1v1",), settings=spec.settings(),
+                      encoder=spec.make_encoder(), seed=1234, max_turns=args.max_turns)
     metrics = {}
     for opponent in opponents:
         result = report["1v1", opponent]
         metrics[f"win_rate_vs_{opponent}"] = result.win_rate
     if replay_to is not None:
-        record_game(policy, env_cfg, list(opponents)[-1], replay_to)
+        record_game(policy, spec, list(opponents)[-1], replay_to)
     return metrics
 
 
-def record_game(policy, env_cfg: dict, opponent: str, path: Path, seed: int = 7) -> list[dict]:
-    """Play one 4-snake game, the policy in slot 0 against ``opponent`` bots, and save it as a GIF."""
+def record_game(policy, spec: PolicySpec, opponent: str, path: Path, seed: int = 7) -> list[dict]:
+    """Play one 4-snake game of the run's board (``spec``), the policy in slot 0 against ``opponent`` bots, and save
+    it as a GIF."""
     from battlesnake_gym.evaluation import record_game as play_recorded
     from battlesnake_gym.render import save_gif
 
-    boards = play_recorded(policy, opponent, settings=env_cfg["game_settings"], encoder=env_cfg["encoder"],
-                           max_turns=env_cfg["max_turns"], seed=seed)
+    boards = play_recorded(policy, opponent, settings=spec.settings(), encoder=spec.make_encoder(),
+                           max_turns=spec.max_turns, seed=seed)
     save_gif(boards, path)
     return boards
 

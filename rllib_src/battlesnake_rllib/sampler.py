@@ -28,6 +28,7 @@ from __future__ import annotations
 import copy
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -39,24 +40,19 @@ from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 from ray.rllib.env.utils.infinite_lookback_buffer import InfiniteLookbackBuffer
 
 from battlesnake_gym.bots import make_bot
-from battlesnake_gym.envs import BatchEnv, settings_from
+from battlesnake_gym.envs import BatchEnv
+
+from .settings import PAST, BatchSettings
 
 #: Most batch steps one sample() call takes (its buffers hold that many steps of every slot).
 MAX_STEPS_PER_CALL = 64
-#: env_config keys of a run (anything else is refused); the driver's callbacks read ``snapshot_every`` and the
-#: curriculum stages' ``iterations``, the runners the rest.
-BATCH_KEYS = ("game_settings", "num_snakes", "num_games", "encoder", "rewards", "max_turns", "steps_per_sample",
-              "torch_threads", "seed", "opponents", "opponent_games", "curriculum", "past_policies", "snapshot_every")
-#: The opponent-pool entry played by past snapshots of the policy itself (every other entry names a bot).
-PAST = "past"
 #: The key of this runner's own part of its checkpoint state (curriculum stage and snapshots).
 STATE_KEY = "battlesnake"
 
 
-def observation_space(env_config: dict[str, Any]) -> gym.spaces.Dict:
-    """The single-snake observation space of the batched games ``env_config`` describes."""
-    probe = make_batch_env(env_config, batch_size=1)
-    return snake_space(probe)
+def observation_space(env_config: Mapping[str, Any]) -> gym.spaces.Dict:
+    """The single-snake observation space of the batched games the env config's ``BatchSettings`` describe."""
+    return snake_space(BatchSettings.of(env_config).make_env(batch_size=1))
 
 
 def snake_space(env: BatchEnv) -> gym.spaces.Dict:
@@ -64,22 +60,11 @@ def snake_space(env: BatchEnv) -> gym.spaces.Dict:
     return gym.spaces.Dict({"observation": box, "action_mask": gym.spaces.Box(0, 1, (4,), np.int8)})
 
 
-def make_batch_env(env_config: dict[str, Any], batch_size: int | None = None, seed: int | None = None) -> BatchEnv:
-    cfg = dict(env_config)
-    unknown = sorted(set(cfg) - set(BATCH_KEYS))
-    if unknown:
-        raise ValueError(f"unknown env_config keys {unknown}; known: {', '.join(BATCH_KEYS)}")
-    return BatchEnv(settings_from(cfg.get("game_settings")), num_snakes=int(cfg.get("num_snakes", 4)),
-                    batch_size=int(batch_size or cfg.get("num_games", 64)), encoder=cfg.get("encoder", "egocentric"),
-                    rewards=cfg.get("rewards"), max_turns=cfg.get("max_turns", 500),
-                    seed=seed if seed is not None else cfg.get("seed"))
-
-
 class SpacesOnlyEnv(gym.Env):
     """Carries the single-snake spaces for RLlib; the batched runner plays the games itself."""
 
-    def __init__(self, env_config: dict[str, Any] | None = None):
-        self.observation_space = observation_space(dict(env_config or {}))
+    def __init__(self, env_config: Mapping[str, Any]):
+        self.observation_space = observation_space(env_config)
         self.action_space = gym.spaces.Discrete(4)
 
     def reset(self, *, seed=None, options=None):
@@ -105,15 +90,9 @@ class _SpacesVectorEnv(gym.vector.VectorEnv):
 class BatchedEnvRunner(SingleAgentEnvRunner):
     """Samples B games x S snakes per step with one forward pass; see the module docstring.
 
-    ``env_config`` keys: ``game_settings`` (GameSettings fields), ``num_snakes``, ``num_games`` (B),
-    ``encoder``, ``rewards``, ``max_turns``, ``steps_per_sample`` (batch steps per ``sample()`` call when RLlib asks
-    for no particular number), ``torch_threads`` (inference threads of this runner, default 1), ``seed``,
-    ``opponents`` (the opponent pool: bot names and ``"past"``) and ``opponent_games`` (the share of games in which
-    the pool takes every seat but slot 0, entries taking turns game by game; the other games are pure self-play),
-    ``past_policies`` (how many past snapshots the runner keeps for the ``"past"`` seats) and ``curriculum`` (a list
-    of stages ``{"width", "height", "num_snakes", ...}``; the runner starts on the first and plays the stage the
-    driver sets with ``set_curriculum_stage``). Every stage must give the same observation shape (a fixed
-    egocentric ``view``): ``TrainArgs.validate`` checks that.
+    It plays the ``BatchSettings`` of its config (``BatchSettings.of(config)``): the run's game, or with a
+    curriculum the stage the driver sets with ``set_curriculum_stage`` (it starts on the first). Every stage gives
+    the same observation shape (a fixed egocentric ``view``): ``TrainArgs.validate`` checks that.
 
     Episodes carry ``custom_data["slot"]`` (game, seat) and, with a curriculum, ``custom_data["stage"]``.
     """
@@ -121,12 +100,10 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
     def __init__(self, *, config, **kwargs):
         # What the driver steers is set up here, not in make_env: a local runner beside remote ones has no games,
         # yet it keeps the stage and the snapshots, which RLlib checkpoints with its state.
-        cfg = config.env_config
-        self._stages = [dict(stage) for stage in cfg.get("curriculum") or []]
+        self.settings = BatchSettings.of(config)
+        self._stages = self.settings.curriculum
         self._stage = 0  # the curriculum stage the games are on (0 without a curriculum)
-        capacity = int(cfg.get("past_policies", 0) or 0)
-        if PAST in (cfg.get("opponents") or []) and cfg.get("opponent_games") and capacity < 1:
-            raise ValueError(f"the opponent pool has {PAST!r} but past_policies is {capacity}: keep at least one")
+        capacity = self.settings.past_policies
         self._snapshots: list[tuple[int, dict[str, Any]] | None] = [None] * capacity  # ring of (id, weights)
         self._snapshots_added = 0
         self._snapshot_modules: dict[int, Any] = {}  # ring slot -> inference-only module copy, built when first used
@@ -134,19 +111,17 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
         super().__init__(config=config, **kwargs)
 
     def make_env(self) -> None:
-        cfg = dict(self.config.env_config)
-        seed = cfg.get("seed")
+        settings = self.settings
+        seed = settings.seed
         if seed is not None:  # every runner its own games
             seed = int(seed) * 1000 + int(self.worker_index or 0)
         self._seed = seed
         self._rng = np.random.default_rng(seed)  # draws the snapshot each "past" seat plays
-        self.steps_per_sample = int(cfg.get("steps_per_sample", 16))
-        torch.set_num_threads(int(cfg.get("torch_threads", 1)))
-        names = [n for n in cfg.get("opponents", []) if n]
+        self.steps_per_sample = settings.steps_per_sample
+        torch.set_num_threads(settings.torch_threads)
+        names = [n for n in settings.opponents if n]
         self._pool_names = names
-        self._pool_share = float(cfg.get("opponent_games", 0.0) if names else 0.0)
-        if not 0.0 <= self._pool_share <= 1.0:
-            raise ValueError(f"opponent_games must be a share in [0, 1], got {self._pool_share!r}")
+        self._pool_share = float(settings.opponent_games if names else 0.0)
         self._bots = {name: make_bot(name, seed) for name in dict.fromkeys(names) if name != PAST}
         self._build_games()
         self.env = _SpacesVectorEnv(snake_space(self.batch), gym.spaces.Discrete(4))
@@ -154,13 +129,8 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
 
     def _build_games(self) -> None:
         """(Re)build the batched games of the current stage and every per-slot array; nothing is open after it."""
-        cfg = {k: v for k, v in self.config.env_config.items() if k in BATCH_KEYS and k != "curriculum"}
-        if self._stages:
-            stage = self._stages[self._stage]
-            cfg["game_settings"] = {**dict(cfg.get("game_settings") or {}), "width": int(stage["width"]),
-                                    "height": int(stage["height"])}
-            cfg["num_snakes"] = int(stage["num_snakes"])
-        self.batch = make_batch_env(cfg, seed=None if self._seed is None else self._seed + 7919 * self._stage)
+        self.batch = self.settings.make_env(self._stage,
+                                            seed=None if self._seed is None else self._seed + 7919 * self._stage)
         self._needs_initial_reset = True
         b, s = self.batch.batch_size, self.batch.num_snakes
         self._life_id = np.full((b, s), "", dtype=object)  # (B, S) episode id of each slot's current life
@@ -188,7 +158,7 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
     def set_curriculum_stage(self, stage: int) -> int:
         """Play curriculum ``stage`` from the next sample() call on (see the module docstring); returns it."""
         if not self._stages:
-            raise ValueError("this runner has no curriculum (env_config 'curriculum' is empty)")
+            raise ValueError("this runner has no curriculum (its BatchSettings' curriculum is empty)")
         if isinstance(stage, bool) or not isinstance(stage, (int, np.integer)) or not 0 <= stage < len(self._stages):
             raise ValueError(f"curriculum stage must be an index in [0, {len(self._stages)}), got {stage!r}")
         if int(stage) != self._stage:
@@ -206,7 +176,7 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
         one. Returns the ids kept, oldest first.
         """
         if not self._snapshots:
-            raise ValueError("this runner keeps no snapshots (env_config 'past_policies' is 0)")
+            raise ValueError("this runner keeps no snapshots (its BatchSettings' past_policies is 0)")
         slot = self._snapshots_added % len(self._snapshots)
         self._snapshots[slot] = (int(snapshot_id), dict(state))
         self._snapshot_modules.pop(slot, None)
