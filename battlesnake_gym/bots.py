@@ -36,7 +36,17 @@ from numba import njit
 from .engine import Games
 from .engine.rng import GOLDEN, mix64, seeds_from, unit_from_bits
 from .engine.state import ALIVE, NO_MOVE, P_HEIGHT, P_WIDTH
-from .features import DX, DY, contest, free_after, mark_obstacles, reachable, step_target
+from .features import (
+    DX,
+    DY,
+    contest,
+    count_hazards,
+    free_after,
+    mark_obstacles,
+    next_to_head,
+    reachable,
+    step_target,
+)
 
 #: Distance of a cell no search reached.
 UNREACHED = np.int64(1 << 20)
@@ -52,24 +62,14 @@ def _safety_ranks(state, params, wrapped, b, s, grid, rank):
     """rank[d] for each move of snake s in game b: 0 certain death, 1 a head-to-head it could lose, 2 neither.
     ``grid`` holds the game's obstacles (``mark_obstacles``). Returns the best rank."""
     width, height = params[P_WIDTH], params[P_HEIGHT]
-    num_snakes = state.length.shape[1]
     best = 0
     for d in range(4):
         x, y = step_target(state, params, wrapped, b, s, d)
         if x < 0 or x >= width or y < 0 or y >= height or grid[x + y * width]:
             rank[d] = 0  # certain death
             continue
-        rank[d] = 2
-        for o in range(num_snakes):  # could an equal-or-longer head reach this cell too?
-            if o == s or state.elim_cause[b, o] != ALIVE or state.length[b, o] < state.length[b, s]:
-                continue
-            dx = abs(np.int64(state.body[b, o, 0, 0]) - x)
-            dy = abs(np.int64(state.body[b, o, 0, 1]) - y)
-            if wrapped:
-                dx, dy = min(dx, width - dx), min(dy, height - dy)
-            if dx + dy == 1:
-                rank[d] = 1
-                break
+        # could an equal-or-longer head reach this cell too?
+        rank[d] = 1 if next_to_head(state, b, s, x, y, width, height, wrapped, True) else 2
         best = max(best, rank[d])
     return best
 
@@ -161,31 +161,6 @@ def _attack_distances(state, b, s, width, height, wrapped, grid, queue, dist):
 
 
 @njit(cache=True, nogil=True)
-def _count_hazards(state, b, width, height, stack):
-    """stack[cell]: the hazard entries of game b on each cell (stacked hazards hurt once per entry)."""
-    stack[:] = 0
-    for i in range(state.hazard_count[b]):
-        x, y = state.hazards[b, i, 0], state.hazards[b, i, 1]
-        if 0 <= x < width and 0 <= y < height:
-            stack[x + y * width] += 1
-
-
-@njit(cache=True, nogil=True)
-def _next_to_shorter_head(state, b, s, x, y, width, height, wrapped):
-    """Is (x, y) one step from the head of a live snake shorter than s (a head-to-head s would win)?"""
-    for o in range(state.length.shape[1]):
-        if o == s or state.elim_cause[b, o] != ALIVE or state.length[b, o] >= state.length[b, s]:
-            continue
-        dx = abs(np.int64(state.body[b, o, 0, 0]) - x)
-        dy = abs(np.int64(state.body[b, o, 0, 1]) - y)
-        if wrapped:
-            dx, dy = min(dx, width - dx), min(dy, height - dy)
-        if dx + dy == 1:
-            return True
-    return False
-
-
-@njit(cache=True, nogil=True)
 def _begin_game(state, b, out):
     """Set every snake of game b to NO_MOVE; returns whether any is alive."""
     live = False
@@ -238,7 +213,7 @@ def greedy_moves(state, params, wrapped, uniforms, out):
                     continue
                 x, y = step_target(state, params, wrapped, b, s, d)
                 score[d] += (_KEY - 1 - min(food_dist[x + y * width], _KEY - 1)) * _GOAL
-                if _next_to_shorter_head(state, b, s, x, y, width, height, wrapped):
+                if next_to_head(state, b, s, x, y, width, height, wrapped, False):
                     score[d] += _SPACE
             out[b, s] = _pick(score, uniforms[b, s])
 
@@ -285,7 +260,7 @@ def flood_moves(state, params, wrapped, uniforms, hungry_health, lead, out):
         mark_obstacles(state, b, width, height, grid)
         _food_distances(state, b, width, height, wrapped, grid, queue, food_dist)
         _label_regions(grid, width, height, wrapped, queue, region, sizes)
-        _count_hazards(state, b, width, height, stack)
+        count_hazards(state, b, width, height, stack)
         for s in range(num_snakes):
             if state.elim_cause[b, s] != ALIVE:
                 continue
@@ -345,7 +320,7 @@ def territory_moves(state, params, wrapped, uniforms, hungry_health, lead, out):
             continue
         mark_obstacles(state, b, width, height, grid)
         _food_distances(state, b, width, height, wrapped, grid, queue, food_dist)
-        _count_hazards(state, b, width, height, stack)
+        count_hazards(state, b, width, height, stack)
         free_after(state, b, width, height, free_at)
         for s in range(num_snakes):
             if state.elim_cause[b, s] != ALIVE:

@@ -83,6 +83,35 @@ def free_after(state, b, width, height, free_at):
                 free_at[c] = max(free_at[c], n - i)
 
 
+@njit(cache=True, nogil=True)
+def count_hazards(state, b, width, height, stack):
+    """stack[cell]: the hazard entries of game b on each cell. Stacked hazards hurt once per entry, so the count (not
+    a flag) is what hazard damage and the bots' and safety layer's health checks read."""
+    stack[:] = 0
+    for i in range(state.hazard_count[b]):
+        x, y = state.hazards[b, i, 0], state.hazards[b, i, 1]
+        if 0 <= x < width and 0 <= y < height:
+            stack[x + y * width] += 1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def next_to_head(state, b, s, x, y, width, height, wrapped, longer):
+    """Is (x, y) one step from the head of another live snake of game b that is at least as long as snake s
+    (``longer`` True: a head-to-head s could lose) or shorter than it (``longer`` False: one s would win)?
+    Distances wrap across the edges when ``wrapped``."""
+    own = state.length[b, s]
+    for o in range(state.length.shape[1]):
+        if o == s or state.elim_cause[b, o] != ALIVE or (state.length[b, o] >= own) != longer:
+            continue
+        dx = abs(np.int64(state.body[b, o, 0, 0]) - x)
+        dy = abs(np.int64(state.body[b, o, 0, 1]) - y)
+        if wrapped:
+            dx, dy = min(dx, width - dx), min(dy, height - dy)
+        if dx + dy == 1:
+            return True
+    return False
+
+
 @njit(cache=True, nogil=True, inline="always")
 def neighbour(c, d, width, height, wrapped):
     """The cell one move ``d`` from cell ``c``, or -1 off the board."""

@@ -30,7 +30,16 @@ from numba import njit
 from battlesnake_gym.bots import make_bot
 from battlesnake_gym.engine import Games, GameState
 from battlesnake_gym.engine.state import ALIVE, NO_MOVE, P_HAZARD_DAMAGE, P_HEIGHT, P_WIDTH
-from battlesnake_gym.features import DX, DY, free_after, mark_obstacles, reachable, step_target
+from battlesnake_gym.features import (
+    DX,
+    DY,
+    count_hazards,
+    free_after,
+    mark_obstacles,
+    next_to_head,
+    reachable,
+    step_target,
+)
 
 SURE_DEATH, RISKY, SAFE = 0, 1, 2
 RANK_NAMES = ("sure-death", "risky", "safe")
@@ -44,6 +53,27 @@ MAX_ROLLOUT_BYTES = 16 * 1024 * 1024
 # ---------------------------------------------------------------------------------------------- compiled kernels
 
 
+@njit(cache=True, nogil=True, inline="always")
+def tail_may_stay(state, b, s, x, y, width, height, wrapped, food):
+    """Is (x, y) the tail of another live snake of game b that has food next to its head (``food`` (cells,) 1 on
+    food), so that it may eat this turn and keep its tail there?"""
+    for o in range(state.length.shape[1]):
+        n = state.length[b, o]
+        if o == s or state.elim_cause[b, o] != ALIVE or n < 2:
+            continue
+        if state.body[b, o, n - 1, 0] != x or state.body[b, o, n - 1, 1] != y:
+            continue
+        ox, oy = np.int64(state.body[b, o, 0, 0]), np.int64(state.body[b, o, 0, 1])
+        for e in range(4):
+            fx, fy = ox + DX[e], oy + DY[e]
+            if wrapped:
+                fx %= width
+                fy %= height
+            if 0 <= fx < width and 0 <= fy < height and food[fx + fy * width]:
+                return True
+    return False
+
+
 @njit(cache=True, nogil=True)
 def assess_moves(state, params, wrapped, b, s, rank, space):
     """Fill rank (4,) int64 with SURE_DEATH / RISKY / SAFE and space (4,) int64 with the reachable cells of each move
@@ -53,7 +83,7 @@ def assess_moves(state, params, wrapped, b, s, rank, space):
     cells = width * height
     grid = np.empty(cells, np.uint8)
     food = np.zeros(cells, np.uint8)
-    hazards = np.zeros(cells, np.int64)
+    hazards = np.empty(cells, np.int64)
     free_at = np.empty(cells, np.int64)
     dist = np.empty(cells, np.int64)
     queue = np.empty(cells, np.int64)
@@ -61,10 +91,7 @@ def assess_moves(state, params, wrapped, b, s, rank, space):
     free_after(state, b, width, height, free_at)
     for i in range(state.food_count[b]):
         food[state.food[b, i, 0] + state.food[b, i, 1] * width] = 1
-    for i in range(state.hazard_count[b]):
-        hazards[state.hazards[b, i, 0] + state.hazards[b, i, 1] * width] += 1
-    num_snakes = state.length.shape[1]
-    own_length = state.length[b, s]
+    count_hazards(state, b, width, height, hazards)
     health = np.int64(state.health[b, s])
     for d in range(4):
         x, y = step_target(state, params, wrapped, b, s, d)
@@ -77,29 +104,11 @@ def assess_moves(state, params, wrapped, b, s, rank, space):
             continue
         if food[c] == 0 and health - 1 - damage * hazards[c] <= 0:
             continue  # starved, or worn out by hazards (food on the cell would have cancelled both)
-        rank[d] = SAFE
-        for o in range(num_snakes):
-            if o == s or state.elim_cause[b, o] != ALIVE:
-                continue
-            ox, oy = np.int64(state.body[b, o, 0, 0]), np.int64(state.body[b, o, 0, 1])
-            dx, dy = abs(ox - x), abs(oy - y)
-            if wrapped:
-                dx, dy = min(dx, width - dx), min(dy, height - dy)
-            if dx + dy == 1 and state.length[b, o] >= own_length:
-                rank[d] = RISKY  # a head-to-head it could lose
-                break
-            n = state.length[b, o]
-            if n >= 2 and state.body[b, o, n - 1, 0] == x and state.body[b, o, n - 1, 1] == y:
-                for e in range(4):  # its tail stays if it eats this turn
-                    fx, fy = ox + DX[e], oy + DY[e]
-                    if wrapped:
-                        fx %= width
-                        fy %= height
-                    if 0 <= fx < width and 0 <= fy < height and food[fx + fy * width]:
-                        rank[d] = RISKY
-                        break
-                if rank[d] == RISKY:
-                    break
+        if next_to_head(state, b, s, x, y, width, height, wrapped, True) or tail_may_stay(state, b, s, x, y, width,
+                                                                                        height, wrapped, food):
+            rank[d] = RISKY  # a head-to-head it could lose, or a tail that may not move
+        else:
+            rank[d] = SAFE
         space[d] = reachable(c, width, height, wrapped, free_at, dist, queue)
 
 
