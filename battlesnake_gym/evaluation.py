@@ -30,8 +30,10 @@ import numpy as np
 
 from .bots import BOTS, Bot, make_bot
 from .engine import Games, GameSettings
+from .engine.state import NO_MOVE
 from .envs.core import BatchEnv, settings_from
 from .observations import ObservationEncoder, make_encoder
+from .seating import Seating
 
 #: Evaluation modes: name -> snakes a game.
 MODES: dict[str, int] = {"1v1": 2, "ffa4": 4}
@@ -304,15 +306,17 @@ def play_pairing(policy: Policy, opponent: str, games: int, num_snakes: int, *, 
     """
     env = BatchEnv(settings, num_snakes=num_snakes, batch_size=games, encoder=encoder, max_turns=max_turns,
                    seed=game_seed)
-    bot = make_bot(opponent, bot_seed)
+    bots = {opponent: make_bot(opponent, bot_seed)}
     sees_games = isinstance(policy, SeesGames)
     rows = np.arange(games)
-    seat = rows % num_snakes  # (B,) the policy's snake slot in each game
+    seating = Seating.against("policy", opponent, num_snakes, games, rotate=True)
+    seat = seating.seat_of("policy")  # (B,) the policy's snake slot in each game: g mod num_snakes
     running = ~env.games.finished()  # (B,)
     for _ in range(max_turns):
         if not running.any():
             break
-        moves = bot(env.games).astype(np.int64)  # (B, S); -1 for eliminated snakes
+        moves = np.full((games, num_snakes), NO_MOVE, np.int64)
+        seating.bot_moves(env.games, bots, moves)  # NO_MOVE for eliminated snakes
         playing = np.flatnonzero(running & env.games.alive()[rows, seat])
         if playing.size:
             slots = seat[playing]
@@ -387,17 +391,20 @@ def record_game(policy: Policy, opponent: str, *, settings: GameSettings | Mappi
 
     settings = settings_from(settings)
     env = BatchEnv(settings, num_snakes=num_snakes, batch_size=1, encoder=encoder, max_turns=max_turns, seed=seed)
-    bot = make_bot(opponent, seed)
+    bots = {opponent: make_bot(opponent, seed)}
     sees_games = isinstance(policy, SeesGames)
+    seating = Seating.against("policy", opponent, num_snakes)
+    seat = seating.seat_of("policy")  # (1,): snake 0
     boards = [board_to_json(env.games.state, settings.width, settings.height)]
     while True:
-        moves = bot(env.games).astype(np.int64)
-        if env.games.alive()[0, 0]:
+        moves = np.full((1, num_snakes), NO_MOVE, np.int64)
+        seating.bot_moves(env.games, bots, moves)
+        if env.games.alive()[0, seat[0]]:
             if sees_games:
-                policy.set_games(env.games, np.zeros(1, np.int64), np.zeros(1, np.int64))
-            moves[0, 0] = _checked_actions(policy(env.obs[0, :1], env.action_mask[0, :1]), 1)[0]
+                policy.set_games(env.games, np.zeros(1, np.int64), seat)
+            moves[0, seat[0]] = _checked_actions(policy(env.obs[0, seat], env.action_mask[0, seat]), 1)[0]
         result = env.step(moves)
         boards.append(board_to_json(env.games.state, settings.width, settings.height))
-        if result.game_done[0] or not env.games.alive()[0, 0]:
+        if result.game_done[0] or not env.games.alive()[0, seat[0]]:
             return boards
 

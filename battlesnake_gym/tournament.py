@@ -18,6 +18,7 @@ import numpy as np
 
 from .bots import BOTS, Bot, make_bot
 from .engine import Games, GameSettings
+from .seating import Seating
 
 BotSpec = str | Bot
 
@@ -31,13 +32,13 @@ def _bot(spec: BotSpec, rng: np.random.Generator) -> Bot:
     return spec
 
 
-def _play(bots: list[Bot], seat_of: np.ndarray, settings: GameSettings, seed: int,
+def _play(bots: list[Bot], seating: Seating, settings: GameSettings, seed: int,
           max_turns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Play one batch to its end. ``seat_of`` (B, N): the snake slot bot i plays in game b.
+    """Play one batch to its end, bot i in the snakes of player i of ``seating`` (``Seating.rotating``).
 
     Returns (winner (B,) the index of the winning bot or -1, finished (B,) bool, turns (B,) int).
     """
-    batch, num_snakes = seat_of.shape
+    batch, num_snakes = seating.num_games, seating.num_snakes
     games = Games(settings, num_snakes=num_snakes, batch_size=batch, seed=seed)
     rows = np.arange(batch)
     moves = np.empty((batch, num_snakes), np.int8)
@@ -45,18 +46,13 @@ def _play(bots: list[Bot], seat_of: np.ndarray, settings: GameSettings, seed: in
     for _ in range(max_turns):
         if not active.any():
             break
-        for i, bot in enumerate(bots):
-            chosen = bot(games)
-            moves[rows, seat_of[:, i]] = chosen[rows, seat_of[:, i]]
+        seating.bot_moves(games, bots, moves)
         games.step(moves, mask=active)
         active &= ~games.finished()
     alive = games.alive()
     finished = ~active
-    winner = np.full(batch, -1, np.int64)
     sole = finished & (alive.sum(axis=1) == 1)
-    seat = alive.argmax(axis=1)
-    for i in range(num_snakes):
-        winner[sole & (seat_of[rows, i] == seat)] = i
+    winner = np.where(sole, seating.player[rows, alive.argmax(axis=1)], -1)
     return winner, finished, games.state.turn.astype(np.int64)
 
 
@@ -74,9 +70,8 @@ def play_match(bot_a: BotSpec, bot_b: BotSpec, games: int = 512, seed: int = 0, 
         raise ValueError(f"games and max_turns must be >= 1, got {games} and {max_turns}")
     rng = np.random.default_rng(seed)
     bots = [_bot(bot_a, rng), _bot(bot_b, rng)]
-    seat_a = np.arange(games) % 2
-    seat_of = np.stack([seat_a, 1 - seat_a], axis=1)
-    winner, _, turns = _play(bots, seat_of, settings or GameSettings(), int(rng.integers(2**63)), max_turns)
+    winner, _, turns = _play(bots, Seating.rotating(2, games), settings or GameSettings(), int(rng.integers(2**63)),
+                             max_turns)
     wins, losses = int((winner == 0).sum()), int((winner == 1).sum())
     return {"wins": wins, "losses": losses, "draws": games - wins - losses, "games": games,
             "mean_turns": float(turns.mean())}
@@ -93,8 +88,8 @@ def play_free_for_all(bots: Sequence[BotSpec], games: int = 512, seed: int = 0, 
     rng = np.random.default_rng(seed)
     players = [_bot(spec, rng) for spec in bots]
     n = len(players)
-    seat_of = (np.arange(n)[None, :] + np.arange(games)[:, None]) % n
-    winner, _, turns = _play(players, seat_of, settings or GameSettings(), int(rng.integers(2**63)), max_turns)
+    winner, _, turns = _play(players, Seating.rotating(n, games), settings or GameSettings(),
+                             int(rng.integers(2**63)), max_turns)
     wins = [int((winner == i).sum()) for i in range(n)]
     return {"wins": wins, "draws": games - sum(wins), "games": games, "mean_turns": float(turns.mean())}
 

@@ -40,6 +40,7 @@ from battlesnake_gym.bots import BOTS, make_bot
 from battlesnake_gym.engine import Games, GameSettings
 from battlesnake_gym.evaluation import WIN, policy_outcomes, wilson_interval
 from battlesnake_gym.observations import action_mask
+from battlesnake_gym.seating import Seating
 from battlesnake_policy import ModelError, load_model
 
 from .search import DEFAULT_TERRITORY_WEIGHT, NetworkSearch, SearchSettings
@@ -131,7 +132,8 @@ def play_in_process(a: Entrant, b: Entrant, games: int, settings: GameSettings, 
     game_seed, seed_a, seed_b = _seeds(seed, a.name, b.name)
     board = Games(settings, num_snakes=2, batch_size=games, seed=game_seed)
     rows = np.arange(games)
-    slot_a, slot_b = rows % 2, 1 - rows % 2
+    seating = Seating.rotating(2, games)
+    slot_a, slot_b = seating.seat_of(0), seating.seat_of(1)  # (B,) each entrant's snake: a's is g mod 2
     running = ~board.finished()
     for _ in range(max_turns):
         if not running.any():
@@ -171,10 +173,12 @@ def play_over_http(a: Entrant, b: Entrant, games: int, settings: GameSettings, s
     try:
         seats = [seat(a), seat(b)]
         pairing = Pairing(a.name, b.name)
+        seating = Seating.rotating(2, games)  # a is snake 0 in even games and snake 1 in odd ones
+        first_seat = seating.seat_of(0)  # (games,) a's snake
         for g in range(games):
-            order = seats if g % 2 == 0 else seats[::-1]
+            order = [seats[player] for player in seating.player[g]]
             result = Referee(order, settings, timeout_ms=timeout_ms, max_turns=max_turns, seed=seed).play(g)
-            first = 0 if g % 2 == 0 else 1
+            first = int(first_seat[g])
             pairing.outcomes.append(0 if result.winner is None else (1 if result.winner == first else -1))
             pairing.timeouts += result.timeouts
         return pairing

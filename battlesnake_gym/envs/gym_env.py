@@ -19,31 +19,26 @@ from ..engine import GameSettings, RulesError, board_to_json
 from ..observations import ObservationEncoder
 from ..render import render_text
 from ..rewards import EVENTS, RewardConfig
+from ..seating import Seating, opponent_names
 from .core import BatchEnv, game_seeds, settings_from
 
 LEARNER = 0  # the learning snake's slot; opponents fill the others
 
 
-def _opponent_names(opponents: str | Sequence[str], num_snakes: int) -> list[str]:
-    names = [opponents] * (num_snakes - 1) if isinstance(opponents, str) else list(opponents)
-    if len(names) != num_snakes - 1:
-        raise RulesError(f"opponents must name one bot or {num_snakes - 1} bots (one per opponent), got {opponents!r}")
-    return names
-
-
 class _Opponents:
-    """The bots of slots 1.. of every game; each bot decides for all games at once."""
+    """The bots of snakes 1.. of every game (``Seating.against``); each bot decides for all games at once."""
 
     def __init__(self, names: Sequence[str], seed: int | None):
         self.names = list(names)
+        self._seating: Seating | None = None
         self.bots = {name: make_bot(name, seed) for name in dict.fromkeys(self.names)}
 
     def moves(self, games, learner_actions: np.ndarray) -> np.ndarray:
+        if self._seating is None or self._seating.num_games != games.batch_size:
+            self._seating = Seating.against("learner", self.names, len(self.names) + 1, games.batch_size)
         moves = np.empty((games.batch_size, games.num_snakes), np.int64)
-        moves[:, LEARNER] = learner_actions
-        decided = {name: bot(games) for name, bot in self.bots.items()}
-        for slot, name in enumerate(self.names, start=1):
-            moves[:, slot] = decided[name][:, slot]
+        moves[self._seating.seats("learner")] = learner_actions  # snake LEARNER of every game
+        self._seating.bot_moves(games, self.bots, moves)
         return np.where(moves < 0, 0, moves)
 
 
@@ -98,7 +93,7 @@ class BattlesnakeEnv(gym.Env):
         self.render_mode = render_mode
         self.settings: GameSettings = settings_from(game_settings, width=width, height=height, ruleset=ruleset,
                                                     map=map)
-        self._opponent_names = _opponent_names(opponents, num_snakes)
+        self._opponent_names = opponent_names(opponents, num_snakes)
         self._core = BatchEnv(self.settings, num_snakes=num_snakes, batch_size=1, encoder=encoder, rewards=rewards,
                               max_turns=max_turns)
         self._opponents = _Opponents(self._opponent_names, bot_seed)
@@ -167,7 +162,7 @@ class BattlesnakeVectorEnv(VectorEnv):
                  rewards: str | Mapping | RewardConfig | None = None, max_turns: int | None = 1000,
                  bot_seed: int = 0):
         self.settings = settings_from(game_settings, width=width, height=height, ruleset=ruleset, map=map)
-        self._opponent_names = _opponent_names(opponents, num_snakes)
+        self._opponent_names = opponent_names(opponents, num_snakes)
         self._core = BatchEnv(self.settings, num_snakes=num_snakes, batch_size=num_envs, encoder=encoder,
                               rewards=rewards, max_turns=max_turns)
         self.num_envs = self._core.batch_size
