@@ -41,7 +41,7 @@ def _record_steps(runner: BatchedEnvRunner) -> list:
 
     def recording_step(actions, mask=None):
         steps.append((runner.batch.games.alive().copy(), runner.batch.action_mask.copy(), np.array(actions),
-                      runner._past_slot.copy()))
+                      runner.pool.past_slot.copy()))
         return step(actions, mask)
 
     runner.batch.step = recording_step
@@ -56,7 +56,7 @@ def test_past_seats_play_their_snapshot_and_only_the_learning_seat_becomes_episo
 
     past = np.zeros((8, 4), np.bool_)
     past[:4, 1:] = True  # half the games, every seat but the learner's
-    assert np.array_equal(runner._past_seat, past)
+    assert np.array_equal(runner.pool.past_seat, past)
     chose_left = {True: [], False: []}  # past seat or not -> whether each move with left allowed was left
     for alive, mask, actions, _ in steps:
         can_go_left = alive & (mask[..., LEFT] > 0)
@@ -83,7 +83,7 @@ def test_the_runner_keeps_the_newest_snapshots_and_each_past_seat_plays_the_one_
     steps = _record_steps(runner)
     runner.sample(num_timesteps=300)
 
-    slot_move = {slot: runner._snapshots[slot][1]["pi.bias"].argmax() for slot in (0, 1)}
+    slot_move = {slot: runner.pool.snapshot(slot)[1]["pi.bias"].argmax() for slot in (0, 1)}
     assert set(slot_move.values()) == {LEFT, RIGHT}
     checked = 0
     for alive, mask, actions, drawn in steps:

@@ -21,11 +21,13 @@ Two things the driver steers (``battlesnake_rllib.callbacks`` sends them to ever
 - the past-policy snapshots (``add_snapshot``, ``set_snapshots``): inference-only copies of the module that play the
   opponent seats of the games the ``"past"`` entry of the opponent pool gets. Like bot seats, those seats never
   become episodes: only the learning seat's experience goes to RLlib.
+
+The opponent pool (its seating, bots and snapshots) is ``battlesnake_rllib.opponents.OpponentPool``; the private
+parts of RLlib's runner this one relies on are behind ``battlesnake_rllib.rllib_private``.
 """
 
 from __future__ import annotations
 
-import copy
 import time
 import uuid
 from collections.abc import Mapping
@@ -39,10 +41,11 @@ from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 from ray.rllib.env.utils.infinite_lookback_buffer import InfiniteLookbackBuffer
 
-from battlesnake_gym.bots import make_bot
 from battlesnake_gym.envs import BatchEnv
 
-from .settings import PAST, BatchSettings
+from . import rllib_private
+from .opponents import OpponentPool
+from .settings import BatchSettings
 
 #: Most batch steps one sample() call takes (its buffers hold that many steps of every slot).
 MAX_STEPS_PER_CALL = 64
@@ -103,10 +106,7 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
         self.settings = BatchSettings.of(config)
         self._stages = self.settings.curriculum
         self._stage = 0  # the curriculum stage the games are on (0 without a curriculum)
-        capacity = self.settings.past_policies
-        self._snapshots: list[tuple[int, dict[str, Any]] | None] = [None] * capacity  # ring of (id, weights)
-        self._snapshots_added = 0
-        self._snapshot_modules: dict[int, Any] = {}  # ring slot -> inference-only module copy, built when first used
+        self.pool = OpponentPool(self.settings)  # the seats that are not the learner's, and the past snapshots
         self.batch: BatchEnv | None = None
         super().__init__(config=config, **kwargs)
 
@@ -115,38 +115,26 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
         seed = settings.seed
         if seed is not None:  # every runner its own games
             seed = int(seed) * 1000 + int(self.worker_index or 0)
-        self._seed = seed
-        self._rng = np.random.default_rng(seed)  # draws the snapshot each "past" seat plays
+        self._games_seed = seed
+        self.pool.start(seed)
         self.steps_per_sample = settings.steps_per_sample
         torch.set_num_threads(settings.torch_threads)
-        names = [n for n in settings.opponents if n]
-        self._pool_names = names
-        self._pool_share = float(settings.opponent_games if names else 0.0)
-        self._bots = {name: make_bot(name, seed) for name in dict.fromkeys(names) if name != PAST}
         self._build_games()
         self.env = _SpacesVectorEnv(snake_space(self.batch), gym.spaces.Discrete(4))
         self.num_envs = 1
 
     def _build_games(self) -> None:
         """(Re)build the batched games of the current stage and every per-slot array; nothing is open after it."""
-        self.batch = self.settings.make_env(self._stage,
-                                            seed=None if self._seed is None else self._seed + 7919 * self._stage)
-        self._needs_initial_reset = True
+        seed = self._games_seed
+        self.batch = self.settings.make_env(self._stage, seed=None if seed is None else seed + 7919 * self._stage)
+        self._reset_games = True
         b, s = self.batch.batch_size, self.batch.num_snakes
         self._life_id = np.full((b, s), "", dtype=object)  # (B, S) episode id of each slot's current life
         self._life_t = np.zeros((b, s), np.int64)  # steps of the life before this call's chunk
         self._life_return = np.zeros((b, s), np.float64)
         self._life_start = np.zeros((b, s), np.float64)  # wall time the life began
         self._active = np.zeros((b, s), np.bool_)  # the slot's snake is alive and its life open
-        # Opponent pool: in the first `opponent_games` share of the games, the pool plays every seat but slot 0.
-        self._pool_seat = np.zeros((b, s), np.bool_)  # (B, S) seats played by the pool, not the learning policy
-        self._pool_name = np.full((b, s), "", dtype=object)  # (B, S) the pool entry of each such seat
-        for game in range(int(round(self._pool_share * b))):
-            self._pool_seat[game, 1:] = True
-            self._pool_name[game, 1:] = self._pool_names[game % len(self._pool_names)]
-        self._pool_game = self._pool_seat.any(axis=1)  # (B,) games against the pool: they end with the learner
-        self._past_seat = self._pool_name == PAST  # (B, S)
-        self._past_slot = np.full((b, s), -1, np.int64)  # (B, S) snapshot ring slot of each "past" seat (-1: none)
+        self.pool.seat(b, s)
 
     # ------------------------------------------------------------------ driver-steered state
 
@@ -175,40 +163,23 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
         The oldest snapshot makes room when all ``past_policies`` slots are taken; seats playing it switch to the new
         one. Returns the ids kept, oldest first.
         """
-        if not self._snapshots:
-            raise ValueError("this runner keeps no snapshots (its BatchSettings' past_policies is 0)")
-        slot = self._snapshots_added % len(self._snapshots)
-        self._snapshots[slot] = (int(snapshot_id), dict(state))
-        self._snapshot_modules.pop(slot, None)
-        self._snapshots_added += 1
-        return self.snapshot_ids()
+        return self.pool.add_snapshot(snapshot_id, state)
 
     def set_snapshots(self, snapshots: list[tuple[int, dict[str, Any]]]) -> list[int]:
         """Replace every snapshot with ``[(id, weights), ...]`` (oldest first), e.g. after a restore."""
-        self._snapshots = [None] * len(self._snapshots)
-        self._snapshots_added = 0
-        self._snapshot_modules.clear()
-        for snapshot_id, state in snapshots[-len(self._snapshots):] if self._snapshots else []:
-            self.add_snapshot(snapshot_id, state)
-        return self.snapshot_ids()
+        return self.pool.set_snapshots(snapshots)
 
     def snapshot_ids(self) -> list[int]:
         """The ids of the snapshots kept, oldest first."""
-        return [entry[0] for entry in self._ordered_snapshots()]
+        return self.pool.snapshot_ids()
 
     def snapshot_states(self) -> list[tuple[int, dict[str, Any]]]:
         """``[(id, weights), ...]`` oldest first, as ``set_snapshots`` takes them."""
-        return list(self._ordered_snapshots())
-
-    def _ordered_snapshots(self) -> list[tuple[int, dict[str, Any]]]:
-        n = len(self._snapshots)
-        start = self._snapshots_added % n if n and self._snapshots_added > n else 0
-        ring = self._snapshots[start:] + self._snapshots[:start]
-        return [entry for entry in ring if entry is not None]
+        return self.pool.snapshot_states()
 
     def get_state(self, components=None, *, not_components=None, **kwargs) -> dict[str, Any]:
         state = super().get_state(components, not_components=not_components, **kwargs)
-        if self._check_component(STATE_KEY, components, not_components):
+        if rllib_private.wants_component(self, STATE_KEY, components, not_components):
             state[STATE_KEY] = {"curriculum_stage": self._stage, "snapshots": self.snapshot_states()}
         return state
 
@@ -218,31 +189,20 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
         if own:
             if self._stages:
                 self.set_curriculum_stage(own["curriculum_stage"])
-            if self._snapshots:
+            if self.pool.capacity:
                 self.set_snapshots(own["snapshots"])
-
-    def _snapshot_module(self, slot: int):
-        """The inference-only module copy that plays ring slot ``slot``'s snapshot."""
-        if slot not in self._snapshot_modules:
-            module = copy.deepcopy(self.module)
-            module.set_state(self._snapshots[slot][1])
-            self._snapshot_modules[slot] = module.eval()
-        return self._snapshot_modules[slot]
 
     # ------------------------------------------------------------------ sampling
 
     def _start_lives(self, games_mask: np.ndarray) -> None:
-        alive = self.batch.games.alive() & games_mask[:, None] & ~self._pool_seat
+        alive = self.batch.games.alive() & games_mask[:, None] & self.pool.learner_seat
         for b, s in np.argwhere(alive):
             self._life_id[b, s] = uuid.uuid4().hex
         self._life_t[alive] = 0
         self._life_return[alive] = 0.0
         self._life_start[alive] = time.time()
         self._active |= alive
-        # Each "past" seat of a new game plays one snapshot, drawn among those kept, for the whole game.
-        past = self._past_seat & games_mask[:, None]
-        kept = [slot for slot, entry in enumerate(self._snapshots) if entry is not None]
-        self._past_slot[past] = self._rng.choice(kept, int(past.sum())) if kept else -1
+        self.pool.start_games(games_mask)  # each "past" seat of a new game draws the snapshot it plays
 
     def sample(self, *, num_timesteps: int | None = None, num_episodes: int | None = None, explore: bool | None = None,
                random_actions: bool = False, force_reset: bool = False) -> list[SingleAgentEpisode]:
@@ -251,8 +211,8 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
             raise RuntimeError("this env runner has no games: it is the local runner beside remote ones "
                                "(create_env_on_local_worker is off), which RLlib does not sample from")
         explore = self.config.explore if explore is None else explore
-        reset = force_reset or self._needs_initial_reset
-        self._needs_initial_reset = False
+        reset = force_reset or self._reset_games
+        self._reset_games = False
         with self.metrics.log_time("sample"):
             if num_episodes is None:
                 return self._sample_batched(num_timesteps, explore, random_actions, reset)
@@ -293,14 +253,9 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
             logp = dist.logp(actions)
         return actions.numpy().astype(np.int64), logp.numpy().astype(np.float32), logits.numpy().astype(np.float32)
 
-    def _past_actions(self, obs: np.ndarray, mask: np.ndarray, actions: np.ndarray, explore: bool) -> None:
-        """Fill ``actions`` (B, S) of the live "past" seats: one forward pass per snapshot in play (inference only;
-        seats of a runner that has no snapshot yet play the current policy)."""
-        seats = self._past_seat & self.batch.games.alive()
-        for slot in np.unique(self._past_slot[seats]):
-            chosen = seats & (self._past_slot == slot)
-            module = self._snapshot_module(slot) if slot >= 0 else self.module
-            actions[chosen] = self._policy(obs[chosen], mask[chosen], explore, False, module)[0]
+    def _past_act(self, explore: bool):
+        """The pool's forward pass for its ``"past"`` seats: ``module``'s actions for N snakes (inference only)."""
+        return lambda obs, mask, module: self._policy(obs, mask, explore, False, module)[0]
 
     def _sample_batched(self, num_timesteps, explore, random_actions, reset) -> list:
         env = self.batch
@@ -340,12 +295,11 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
                 act_buf[k][idx], logp_buf[k][idx], dist_buf[k][idx] = a, lp, di
             else:
                 a = actions[idx]
-            for name, bot in self._bots.items():
-                seats = self._pool_name == name
-                actions[seats] = bot(env.games)[seats]
-            if self._past_seat.any():
+            self.pool.bot_moves(env.games, actions)
+            if self.pool.plays_past:
                 with self.metrics.log_time("past_policy_inference"):
-                    self._past_actions(obs_buf[k], mask_buf[k], actions, explore)
+                    self.pool.past_moves(env.games, obs_buf[k], mask_buf[k], actions, self._past_act(explore),
+                                         self.module)
             result = env.step(np.maximum(actions, 0))
             rew_buf[k] = result.rewards
             obs_buf[k + 1], mask_buf[k + 1] = result.obs, env.action_mask
@@ -360,7 +314,7 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
                 self._log_life(b, s, k - chunk_start[b, s])
             self._active &= ~ended
             # A game against the pool is over for training once its learner is out: no need to watch the bots.
-            over = result.game_done | (self._pool_game & ~self._active.any(axis=1))
+            over = result.game_done | (self.pool.pool_game & ~self._active.any(axis=1))
             if over.any():
                 games_finished += int(over.sum())
                 env.reset(over)
@@ -374,11 +328,11 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
                 ongoing.append(self._episode(b, s, chunk_start[b, s], k, obs_buf, mask_buf, act_buf, logp_buf,
                                              dist_buf, rew_buf, False, False))
                 self._life_t[b, s] += k - chunk_start[b, s]
-        self._increase_sampled_metrics(ts, len(done_episodes))
+        rllib_private.count_sampled(self, ts, len(done_episodes))
         self.metrics.log_value("games_finished", games_finished, reduce="sum")
         if self._stages:
             self.metrics.log_value("curriculum_stage", self._stage, reduce="max")
-        if self._snapshots:
+        if self.pool.capacity:
             self.metrics.log_value("past_snapshots", len(self.snapshot_ids()), reduce="max")
         return done_episodes + ongoing
 
@@ -413,10 +367,9 @@ class BatchedEnvRunner(SingleAgentEnvRunner):
 
     def _log_life(self, b: int, s: int, chunk_len: int) -> None:
         length = int(self._life_t[b, s] + chunk_len)
-        self._log_episode_metrics(length, float(self._life_return[b, s]), time.time() - self._life_start[b, s])
+        rllib_private.log_episode(self, length, float(self._life_return[b, s]), time.time() - self._life_start[b, s])
 
     def get_metrics(self):
         # Lives are logged as they end (their chunks are never kept), so nothing is left for the parent to add up.
-        self._done_episodes_for_metrics.clear()
-        self._ongoing_episodes_for_metrics.clear()
+        rllib_private.forget_episodes_for_metrics(self)
         return self.metrics.reduce()
