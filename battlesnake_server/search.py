@@ -46,8 +46,9 @@ ESTIMATE_LIMIT = 0.95
 #: Search time per move the server uses unless told otherwise, and the arena's usual move timeout.
 DEFAULT_NETWORK_SEARCH_MS = 250.0
 ARENA_TIMEOUT_MS = 500
-#: How much of a leaf's value is the territory score (the rest is the network's value).
-DEFAULT_TERRITORY_WEIGHT = 1.0
+#: How much of a leaf's value is the territory score (the rest is the network's value). Half and half: with it the
+#: 10-minute main job's model searching 500 boards a move won 97 of 100 1v1 games against flood (README, arena).
+DEFAULT_TERRITORY_WEIGHT = 0.5
 
 
 @dataclass(frozen=True)
