@@ -42,7 +42,7 @@ class PolicySpec:
     These are also the training defaults (``battlesnake_rllib.config.TrainArgs`` takes its game fields from here).
     """
 
-    encoder: str = "egocentric"
+    encoder: str = "territory"
     """Observation encoder (a name of ``battlesnake_gym.observations.ENCODERS``)."""
     view: int = 0
     """Egocentric window side (odd); 0 = the whole board from any head position (2H-1 x 2W-1)."""

@@ -50,7 +50,7 @@ CHANNEL = "/opt/ml/input/data/checkpoints"
 # The project's own hyperparameter names, a tiny budget: iterations of a second, many of them (SIGTERM ends it).
 TINY = {"num_games": 8, "train_batch_size": 256, "minibatch_size": 128, "num_epochs": 1, "conv_filters": [4],
         "hidden": 16, "eval_every": 0, "eval_games": 2, "eval_opponents": "safe", "checkpoint_every": 1000,
-        "minutes": 8}
+        "minutes": 8, "imitate": ""}
 
 
 def job(image: str, out: Path, aws: LocalAws, name: str, iterations: int):

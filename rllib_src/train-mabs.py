@@ -208,11 +208,14 @@ def train(config, args: TrainArgs, run: RunArgs, out: RunOutputs, resume_from: P
               f"{args.num_env_runners} env runners)")
     else:
         algo = config.build_algo()
-        if args.imitate:  # a warm start: the policy first learns the bot's moves (battlesnake_rllib.imitation)
-            from battlesnake_rllib.imitation import pretrain
+        if args.teacher():  # a warm start: the policy first learns the bot's moves (battlesnake_rllib.imitation)
+            from battlesnake_rllib.imitation import imitation_limits, pretrain
 
-            stats = pretrain(algo, args.batch_settings(), args.imitation_samples, teacher=args.imitate,
-                             epochs=args.imitation_epochs, gamma=args.gamma, seed=args.seed)
+            samples, seconds = imitation_limits(args.imitation_samples, run.minutes, run.iterations,
+                                                args.train_batch_size)
+            stats = pretrain(algo, args.batch_settings(), samples, teacher=args.teacher(),
+                             epochs=args.imitation_epochs, gamma=args.gamma, seed=args.seed, seconds=seconds,
+                             stop=lambda: bool(stop.requested))
             for line in metric_lines(stats):
                 print(line, flush=True)
 
@@ -220,8 +223,10 @@ def train(config, args: TrainArgs, run: RunArgs, out: RunOutputs, resume_from: P
     opponents = run.eval_bots
     steps_before = None
     progress = Progress(run.minutes, run.iterations)
-    while (time.time() < deadline and (run.iterations is None or algo.iteration < run.iterations)
+    first = True  # a run trains one iteration at least (so a tiny budget still has metrics), unless told 0 or stopped
+    while ((first or time.time() < deadline) and (run.iterations is None or algo.iteration < run.iterations)
            and not stop.requested):
+        first = False
         started = time.time()
         result = algo.train()
         metrics = out.iteration_metrics(result, started, steps_before)

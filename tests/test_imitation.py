@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 from battlesnake_gym.bots import make_bot  # noqa: E402
 from battlesnake_gym.envs import BatchEnv  # noqa: E402
 from battlesnake_rllib.config import ConfigError, TrainArgs, build_config  # noqa: E402
-from battlesnake_rllib.imitation import fit, teacher_games  # noqa: E402
+from battlesnake_rllib.imitation import TIME_SHARE, fit, imitation_limits, teacher_games  # noqa: E402
 from battlesnake_rllib.sampler import SpacesOnlyEnv  # noqa: E402
 from battlesnake_rllib.settings import BatchSettings  # noqa: E402
 
@@ -74,10 +74,36 @@ def test_imitation_settings_are_checked_before_ray_starts() -> None:
 def test_a_run_starts_from_the_imitation_and_reports_it(tmp_path: Path) -> None:
     out = tmp_path / "run"
     result = subprocess.run([sys.executable, str(REPO / "rllib_src" / "train-mabs.py"), "--out", str(out),
-                             "--iterations", "1", "--num-games", "8", "--train-batch-size", "256",
+                             "--iterations", "1", "--num-games", "8", "--train-batch-size", "512",
                              "--minibatch-size", "128", "--max-turns", "40", "--eval-every", "0", "--no-export",
                              "--imitate", "flood", "--imitation-samples", "300"],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = dict(line.split(": ", 1) for line in result.stdout.splitlines() if line.startswith("imitation_"))
     assert int(lines["imitation_samples"]) >= 300 and 0 < float(lines["imitation_accuracy"]) <= 1
+
+
+def test_the_warm_start_is_sized_to_the_run() -> None:
+    # No more snake-turns than the run's RL samples, and a quarter of its minutes at most.
+    assert imitation_limits(500_000, 10.0, None, 8192) == (500_000, 600.0 * TIME_SHARE)
+    assert imitation_limits(500_000, 10.0, 2, 8192) == (16_384, 600.0 * TIME_SHARE)
+    assert imitation_limits(1_000, None, 5, 8192) == (1_000, None)
+
+
+def test_recording_ends_at_its_time_limit_or_a_stop_request() -> None:
+    settings = _settings()
+    stopped = teacher_games(settings, 10**9, teacher="flood", stop=lambda: True)
+    assert len(stopped.action) == 0 and stopped.obs.shape[1:] == SpacesOnlyEnv(settings.env_config()) \
+        .observation_space["observation"].shape
+    timed = teacher_games(settings, 10**9, teacher="flood", seconds=0.5)
+    assert 0 < len(timed.action) < 10**9 and len(timed.action) == len(timed.value)
+
+
+def test_the_defaults_are_the_learning_benchmarks_winner() -> None:
+    # README, ablation table row 12: the territory planes and a 500,000-turn imitation of the territory bot.
+    args = TrainArgs()
+    assert (args.encoder, args.teacher(), args.imitation_samples) == ("territory", "territory", 500_000)
+    # DQN's Q-network has no policy to imitate: by default it starts from scratch; asked to imitate, it is refused.
+    assert TrainArgs(algorithm="DQN").teacher() == ""
+    TrainArgs(algorithm="DQN").validate()
+    assert TrainArgs(imitate="").teacher() == "" and TrainArgs(imitate="flood").teacher() == "flood"

@@ -19,7 +19,7 @@ from job_trees import write_job
 
 TRAIN = Path(__file__).resolve().parents[1] / "rllib_src" / "train-mabs.py"
 TINY = {"num_games": 8, "train_batch_size": 256, "minibatch_size": 128, "num_epochs": 1, "conv_filters": [4],
-        "hidden": 16, "eval_every": 0, "checkpoint_every": 1, "num_env_runners": 0}
+        "hidden": 16, "eval_every": 0, "checkpoint_every": 1, "num_env_runners": 0, "imitate": ""}
 
 pytestmark = pytest.mark.slow
 

@@ -10,6 +10,11 @@ reward (``gamma`` ^ turns-to-go x (+1 won, -1 died, 0 cut at ``max_turns``)). RL
 
 Everything runs in the driver on the module's own torch code; the weights go to the learner and the env runners
 through RLlib's public ``set_weights`` / ``sync_weights``.
+
+The warm start is the default (``imitate="auto"``: the territory bot, 500,000 samples: the learning benchmark's winner), so it is
+sized to the run (``imitation_limits``): it records at most as many snake-turns as the run's RL will see
+(``iterations`` x ``train_batch_size``) and spends at most ``TIME_SHARE`` of its minutes recording; a stop request
+(SIGTERM) ends the recording at once, so the job still saves within its grace period.
 """
 
 from __future__ import annotations
@@ -42,10 +47,25 @@ class ImitationData:
     value: np.ndarray  # (N,) float32, the discounted final reward of the snake's game
 
 
+#: The share of a run's minutes the warm start may spend recording the teacher's games.
+TIME_SHARE = 0.25
+
+
+def imitation_limits(samples: int, minutes: float | None, iterations: int | None,
+                     train_batch_size: int) -> tuple[int, float | None]:
+    """``(samples, seconds)`` the warm start of a run may take: ``samples`` at most, no more snake-turns than the
+    run's ``iterations`` of RL will sample, and ``TIME_SHARE`` of its ``minutes`` (None: no time limit)."""
+    if iterations is not None:
+        samples = min(samples, max(1, iterations) * train_batch_size)
+    seconds = None if not minutes or minutes <= 0 else 60.0 * minutes * TIME_SHARE
+    return samples, seconds
+
+
 def teacher_games(settings: BatchSettings, samples: int, *, teacher: str = "flood", explore: float = 0.1,
-                  keep: float = 0.25, gamma: float = 0.99, seed: int = 0) -> ImitationData:
+                  keep: float = 0.25, gamma: float = 0.99, seed: int = 0, seconds: float | None = None,
+                  stop=None) -> ImitationData:
     """At least ``samples`` samples of the run's games (``settings``), the teacher bot in every seat (see the module
-    docstring).
+    docstring), or what ended before ``seconds`` passed or ``stop()`` said so (possibly none).
 
     ``keep`` is the share of (snake, turn) samples stored: consecutive turns of one game look alike, so storing a
     quarter of them spreads the same memory over four times as many games. Only samples of lives that ended (died,
@@ -61,7 +81,8 @@ def teacher_games(settings: BatchSettings, samples: int, *, teacher: str = "floo
     sampled_per_life: dict[int, int] = {}
     chunks: list[tuple[np.ndarray, ...]] = []  # (obs, mask, action, life, turn) of each step's stored samples
     finished = 0
-    while finished < samples:
+    deadline = None if seconds is None else time.time() + seconds
+    while finished < samples and not (deadline is not None and time.time() > deadline) and not (stop and stop()):
         alive = env.games.alive()
         moves = bot(env.games).astype(np.int64)
         store = alive & (rng.random(alive.shape) < keep)
@@ -90,6 +111,10 @@ def teacher_games(settings: BatchSettings, samples: int, *, teacher: str = "floo
             life[done] = np.arange(lives, lives + count, dtype=np.int64).reshape(-1, s_size)
             lives += count
             env.reset(done)
+    if not chunks:
+        shape = env.obs.shape[2:]
+        return ImitationData(np.zeros((0, *shape), env.obs.dtype), np.zeros((0, 4), np.int8),
+                             np.zeros(0, np.int64), np.zeros(0, np.float32))
     obs, mask, action, life_of, turn = (np.concatenate(parts) for parts in zip(*chunks))
     ended = np.array([int(lid) in final for lid in life_of], bool)
     outcome = np.array([final[int(lid)][0] for lid in life_of[ended]])
@@ -132,13 +157,16 @@ def fit(module, data: ImitationData, *, epochs: int = 2, minibatch: int = 512, l
 
 
 def pretrain(algo, settings: BatchSettings, samples: int, *, teacher: str = "flood", epochs: int = 2,
-             gamma: float = 0.99, seed: int = 0) -> dict[str, float]:
-    """Fit the algorithm's module to the teacher's play and send the weights to its learner and env runners."""
+             gamma: float = 0.99, seed: int = 0, seconds: float | None = None, stop=None) -> dict[str, float]:
+    """Fit the algorithm's module to the teacher's play (``teacher_games``: ``samples``, within ``seconds``, until
+    ``stop()``) and send the weights to its learner and env runners; with no sample recorded, nothing changes."""
     from ray.rllib.core import DEFAULT_MODULE_ID
 
     started = time.time()
-    data = teacher_games(settings, samples, teacher=teacher, gamma=gamma, seed=seed)
+    data = teacher_games(settings, samples, teacher=teacher, gamma=gamma, seed=seed, seconds=seconds, stop=stop)
     generated = time.time()
+    if len(data.action) == 0:
+        return {"imitation_samples": 0, "imitation_data_s": generated - started, "imitation_fit_s": 0.0}
     module = algo.config.get_rl_module_spec(env=SpacesOnlyEnv(settings.env_config()), inference_only=False).build()
     module.set_state(algo.learner_group.get_weights()[DEFAULT_MODULE_ID])
     stats = fit(module, data, epochs=epochs, seed=seed)

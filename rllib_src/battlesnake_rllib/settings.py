@@ -56,6 +56,8 @@ GAME = PolicySpec()
 ALGORITHM_NAMES = ("PPO", "APPO", "IMPALA", "DQN")
 #: The opponent-pool entry played by past snapshots of the policy itself (every other entry names a bot).
 PAST = "past"
+#: ``imitate``'s default: the bot below for the policy algorithms, none for DQN (the learning benchmark's winner).
+AUTO_TEACHER, DEFAULT_TEACHER = "auto", "territory"
 #: The env config's one key: the run's ``BatchSettings``.
 ENV_CONFIG_KEY = "batch"
 
@@ -248,10 +250,12 @@ class TrainArgs:
     """Stages WxH:SNAKES[@ITERATIONS]; the last is the run's game."""
     stage_iterations: int = 20
     """Iterations of a curriculum stage that gives no @ITERATIONS."""
-    imitate: str = ""
-    """A bot the policy first learns to imitate (e.g. flood; "" = start from scratch)."""
-    imitation_samples: int = 100_000
-    """Snake-turns of the bot's games recorded for the imitation."""
+    imitate: str = "auto"
+    """A bot the policy first learns to imitate before RL; auto: the territory bot (DQN: none, its Q-network has no
+    policy to imitate); "" = start from scratch."""
+    imitation_samples: int = 500_000
+    """Snake-turns of the bot's games recorded for the imitation, at most (a run records no more than its RL samples,
+    and for a quarter of its minutes at most)."""
     imitation_epochs: int = 2
     """Supervised passes over them."""
     seed: int = 0
@@ -278,9 +282,9 @@ class TrainArgs:
                               "stage_iterations", "imitation_samples", "imitation_epochs"))
         from battlesnake_gym.bots import BOTS
 
-        if self.imitate and self.imitate not in BOTS:
-            raise ConfigError(f"unknown bot to imitate {self.imitate!r}; known: {', '.join(BOTS)}")
-        if self.imitate and self.algorithm == "DQN":
+        if self.imitate and self.imitate != AUTO_TEACHER and self.imitate not in BOTS:
+            raise ConfigError(f"unknown bot to imitate {self.imitate!r}; known: {AUTO_TEACHER}, {', '.join(BOTS)}")
+        if self.imitate and self.imitate != AUTO_TEACHER and self.algorithm == "DQN":
             raise ConfigError("imitate needs a policy network (PPO, APPO or IMPALA), not DQN's Q-network")
         unknown = [name for name in self.opponents if name not in BOTS and name != PAST]
         if unknown:
@@ -346,6 +350,12 @@ class TrainArgs:
     def model_config(self) -> dict[str, Any]:
         """The CNN's settings: 3x3 stride-2 convs of ``conv_filters`` channels, then ``hidden`` units."""
         return {"conv_filters": [[c, 3, 2] for c in self.conv_filters], "hidden": [self.hidden]}
+
+    def teacher(self) -> str:
+        """The bot the run imitates before RL ("" for none): ``imitate``, with ``auto`` resolved."""
+        if self.imitate == AUTO_TEACHER:
+            return "" if self.algorithm == "DQN" else DEFAULT_TEACHER
+        return self.imitate
 
     def policy_spec(self) -> PolicySpec:
         """The game the exported policy is for (its model/config.json)."""
