@@ -34,9 +34,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sagemaker_rl.contract import host_order
+from sagemaker_rl.sources import checkout_sources
+from sagemaker_rl.standins import sdk_config, start_moto_server
+
 ROOT = Path(__file__).resolve().parent.parent
-SOURCE_DIR = ROOT / "rllib_src"
-DEPENDENCIES = [ROOT / "battlesnake_gym", ROOT / "battlesnake_policy", ROOT / "rllib_common" / "sagemaker_rl"]
+SHIPPED = checkout_sources(ROOT)  # what `battlesnake-rl sagemaker launch` ships, from this checkout
+SOURCE_DIR = SHIPPED.source_dir
+DEPENDENCIES = list(SHIPPED.dependencies)
 ROLE = "arn:aws:iam::000000000000:role/battlesnake-local-mode"  # local mode never assumes it
 REGION = "us-east-1"
 JOB_LABEL = "battlesnake-rl.local-job"  # compose label on a job's containers: logs, exit codes, the watchdog
@@ -62,16 +67,7 @@ class LocalAws:
 
     def __enter__(self) -> LocalAws:
         quiet_sdk()
-        import logging
-
-        from moto.server import ThreadedMotoServer
-
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        host = self.host or interface_ipv4("docker0")
-        port = free_port(host)
-        self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
-        self._server.start()
-        self.endpoint = f"http://{host}:{port}"
+        self._server, self.endpoint = start_moto_server(self.host or interface_ipv4("docker0"))
         self.client().create_bucket(Bucket=self.bucket)
         return self
 
@@ -298,11 +294,6 @@ def check_docker(image: str) -> None:
         raise JobCheckError("docker-compose is missing (SageMaker local mode runs its containers with it)")
 
 
-def host_order(host: str) -> tuple:
-    match = re.match(r"^(.*?)-(\d+)(?:-(\w+))?$", host)
-    return (match.group(1), int(match.group(2)), match.group(3) or "") if match else (host, -1, "")
-
-
 def interface_ipv4(name: str) -> str:
     """The IPv4 address of a network interface (SIOCGIFADDR), e.g. docker0's: the host as containers see it."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -313,19 +304,11 @@ def interface_ipv4(name: str) -> str:
     return socket.inet_ntoa(packed[20:24])
 
 
-def free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
 def quiet_sdk() -> None:
     """No telemetry calls (there is no network to send them to) and no SDK v2 deprecation banner."""
     os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
     if "SAGEMAKER_USER_CONFIG_OVERRIDE" not in os.environ:
-        config = Path(tempfile.mkdtemp(prefix="sagemaker-config-")) / "config.yaml"
-        config.write_text("SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n")
-        os.environ["SAGEMAKER_USER_CONFIG_OVERRIDE"] = str(config)
+        os.environ["SAGEMAKER_USER_CONFIG_OVERRIDE"] = str(sdk_config(tempfile.mkdtemp(prefix="sagemaker-config-")))
 
 
 def main_guard(main: Callable[[], None], what: str) -> int:

@@ -53,3 +53,18 @@ def standin_aws(tmp_path_factory: pytest.TempPathFactory):
             yield url, region
     finally:
         server.stop()
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch):
+    """An in-process moto S3 (no server) with the rendezvous tests' bucket ``rl-rendezvous``: yields its client."""
+    boto3 = pytest.importorskip("boto3")
+    moto = pytest.importorskip("moto")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    with moto.mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="rl-rendezvous")
+        yield client

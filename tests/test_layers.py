@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,3 +55,21 @@ def test_the_policy_format_imports_neither_ray_nor_training_nor_the_server() -> 
 
 def test_the_arena_server_imports_neither_ray_nor_the_sagemaker_sdk() -> None:
     assert _offenders("battlesnake_server", FORBIDDEN_IN_SERVER) == {}
+
+
+def _sources() -> list[Path]:
+    skip = {".venv", ".git", "runs", "build", "node_modules"}
+    return [p for p in REPO.rglob("*.py") if not skip & set(p.relative_to(REPO).parts)]
+
+
+def test_free_ports_moto_servers_and_the_training_modes_are_each_defined_in_one_place() -> None:
+    """The platform's lowest modules serve every user (the platform, the Docker scripts, the tests); the launcher and
+    the local runner plan the modes with one planner."""
+    patterns = {"free port": re.compile(r"\.bind\(\([^()]*,\s*0\)\)"),
+                "moto server": re.compile(r"ThreadedMotoServer\("), "modes": re.compile(r"^MODES = \(", re.M)}
+    found = {str(p.relative_to(REPO)): [what for what, pattern in patterns.items()
+                                        if pattern.search(p.read_text(errors="replace"))]
+             for p in _sources()}
+    assert {k: v for k, v in found.items() if v} == {"rllib_common/sagemaker_rl/net.py": ["free port"],
+                                                     "rllib_common/sagemaker_rl/standins.py": ["moto server"],
+                                                     "rllib_common/sagemaker_rl/modes.py": ["modes"]}

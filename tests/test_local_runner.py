@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from sagemaker_rl import contract as sm
+from sagemaker_rl.launch import LaunchSettings, plan_launch
 from sagemaker_rl.local import (
     LocalJob,
     LocalJobError,
@@ -102,12 +103,42 @@ def test_a_two_job_run_shares_one_fresh_run_id_and_bucket_and_the_users_values_w
         .hyperparameters["rl_run_id"]
 
 
+PLATFORM_SHAPE = ("rl_cluster_type", "rl_head_instance_group", "rl_num_instances_secondary")
+
+
+@pytest.mark.parametrize(("mode", "launched", "local"), [
+    ("single", {}, (1, 0, None, None)),
+    ("homogeneous", {"instance_count": 3}, (3, 0, None, None)),
+    ("heterogeneous", {"instance_groups": ["cpu=ml.c5.xlarge:2", "gpu=ml.g5.xlarge:1"], "head_instance_group": "gpu"},
+     (1, 0, {"cpu": 2, "gpu": 1}, "gpu")),
+    ("heterogeneous", {"secondary_instance_type": "ml.c5.xlarge", "secondary_instance_count": 2}, (1, 2, None, None)),
+])
+def test_the_local_runner_runs_each_mode_as_the_launcher_submits_it(mode: str, launched: dict, local: tuple) -> None:
+    plan = plan_launch(LaunchSettings(mode=mode, image_uri="image", role="role", bucket="bucket", project_root=REPO,
+                                      **launched))
+    specs = plan_jobs(mode, *local, {}, "run", LocalS3())
+    for job, spec in zip(plan.jobs, specs, strict=True):
+        hosts = job.instance_count or sum(g.instance_count for g in job.instance_groups)
+        assert (spec.name.removeprefix("run"), len(spec.hosts)) == (job.name.removeprefix(plan.base_job_name + "-"
+                                                                                          + plan.run_id), hosts)
+        assert {k: spec.hyperparameters.get(k, "auto" if k == "rl_cluster_type" else None) for k in PLATFORM_SHAPE} \
+            == {k: job.hyperparameters.get(k) for k in PLATFORM_SHAPE}
+
+
+def test_the_local_runners_older_argument_names_still_work_with_a_warning() -> None:
+    with pytest.warns(DeprecationWarning, match=r"LocalJob\(instances=...\) is now instance_count=..."):
+        job = LocalJob(mode="homogeneous", instances=3, **PROBE)
+    assert job.specs[0].hosts == ["algo-1", "algo-2", "algo-3"]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'instancez'"):
+        LocalJob(mode="homogeneous", instancez=3, **PROBE)
+
+
 @pytest.mark.slow
 def test_each_host_gets_its_own_container_tree_command_line_and_sm_variables(tmp_path: Path) -> None:
     data = tmp_path / "boards"
     data.mkdir()
     (data / "b1.json").write_text("{}")
-    result = run_local_job(mode="heterogeneous", instance_groups={"cpu": 2, "gpu": 1}, head_group="gpu",
+    result = run_local_job(mode="heterogeneous", instance_groups={"cpu": 2, "gpu": 1}, head_instance_group="gpu",
                            hyperparameters={"iterations": 2, "name": "ppo"}, channels={"train": data},
                            work_dir=tmp_path / "run", job_name="echo", timeout_s=120, **ECHO)
     seen = {h.host: json.loads((h.base_dir / "model" / "contract.json").read_text()) for h in result.hosts}
@@ -132,7 +163,7 @@ def test_each_host_gets_its_own_container_tree_command_line_and_sm_variables(tmp
 @pytest.mark.slow
 def test_a_failing_host_fails_the_job_with_its_failure_file_text(tmp_path: Path) -> None:
     with pytest.raises(LocalJobError, match="algo-2 exited with code 1: algo-2 was told to fail") as caught:
-        run_local_job(mode="homogeneous", instances=2, hyperparameters={"fail_on": "algo-2"},
+        run_local_job(mode="homogeneous", instance_count=2, hyperparameters={"fail_on": "algo-2"},
                       work_dir=tmp_path, job_name="fails", timeout_s=120, **ECHO)
     assert caught.value.result.host("algo-1").exit_code == 0
 
@@ -141,7 +172,7 @@ def test_a_failing_host_fails_the_job_with_its_failure_file_text(tmp_path: Path)
 @pytest.mark.slow
 def test_a_secondary_job_that_never_arrives_fails_the_primary_within_the_rendezvous_timeout(tmp_path: Path) -> None:
     started = time.monotonic()
-    result = run_local_job(mode="heterogeneous", instances=1, secondary_instances=1, start_secondary=False,
+    result = run_local_job(mode="heterogeneous", instance_count=1, secondary_instance_count=1, start_secondary=False,
                            hyperparameters={"rl_rendezvous_timeout_s": 10}, work_dir=tmp_path, job_name="alone",
                            timeout_s=180, check=False, **PROBE)
     assert time.monotonic() - started < 10 + 90  # the timeout, plus starting one Ray node on a busy machine
@@ -154,7 +185,7 @@ def test_a_secondary_job_that_never_arrives_fails_the_primary_within_the_rendezv
 
 @pytest.mark.slow
 def test_a_worker_host_killed_mid_training_fails_the_job_fast_naming_the_host(tmp_path: Path) -> None:
-    job = LocalJob(mode="homogeneous", instances=2, hyperparameters={"probe_hold_s": 300}, work_dir=tmp_path,
+    job = LocalJob(mode="homogeneous", instance_count=2, hyperparameters={"probe_hold_s": 300}, work_dir=tmp_path,
                    job_name="killed", **PROBE)
     try:
         job.start()
@@ -175,7 +206,7 @@ def test_a_worker_host_killed_mid_training_fails_the_job_fast_naming_the_host(tm
 @pytest.mark.slow
 def test_a_native_heterogeneous_job_heads_on_its_named_group_and_workers_leave_when_the_head_dies(
         tmp_path: Path) -> None:
-    job = LocalJob(mode="heterogeneous", instance_groups={"cpu": 1, "learner": 1}, head_group="learner",
+    job = LocalJob(mode="heterogeneous", instance_groups={"cpu": 1, "learner": 1}, head_instance_group="learner",
                    hyperparameters={"probe_hold_s": 300, "rl_head_lost_timeout_s": 5}, work_dir=tmp_path,
                    job_name="groups", **PROBE)
     try:
@@ -202,7 +233,7 @@ def train_hyperparameters(**extra: Any) -> dict[str, Any]:
 
 @pytest.mark.slow
 def test_a_two_host_homogeneous_training_job_samples_on_every_host_and_ships_the_model(tmp_path: Path) -> None:
-    result = run_local_job(mode="homogeneous", instances=2, hyperparameters=train_hyperparameters(),
+    result = run_local_job(mode="homogeneous", instance_count=2, hyperparameters=train_hyperparameters(),
                            work_dir=tmp_path, job_name="train", timeout_s=480)
     head_log = result.host("algo-1").log_text()
     runners = metric(head_log, "env_runner_hosts")
@@ -234,7 +265,7 @@ def test_a_primary_and_a_secondary_training_job_meet_through_s3_past_stale_keys_
         retried.announce_done("attempt-1", success=False, reason="first attempt")
         hyperparameters = train_hyperparameters(rl_run_id="run-2", s3_prefix="rendezvous/hetero", no_export=True,
                                                 eval_opponents="")
-        job = LocalJob(mode="heterogeneous", instances=1, secondary_instances=1, s3=s3,
+        job = LocalJob(mode="heterogeneous", instance_count=1, secondary_instance_count=1, s3=s3,
                        hyperparameters=hyperparameters, work_dir=tmp_path, job_name="hetero")
         try:
             job.start()
@@ -265,7 +296,8 @@ def test_the_blog_posts_two_jobs_meet_with_only_bucket_and_prefix_and_leave_no_t
             "aws_region": "us-east-1"}
     tiny = {k: v for k, v in train_hyperparameters().items() if k != "iterations"}
     with LocalS3() as s3:
-        result = run_local_job(mode="heterogeneous", instances=1, secondary_instances=1, s3=s3, rendezvous="post",
+        result = run_local_job(mode="heterogeneous", instance_count=1, secondary_instance_count=1, s3=s3,
+                               rendezvous="post",
                                hyperparameters={**tiny, **post, "no_export": True, "eval_opponents": ""},
                                work_dir=tmp_path, job_name="post", timeout_s=480)
         left = {key: body for key, body in objects(s3).items() if key.startswith("rendezvous/post/")}

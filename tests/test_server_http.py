@@ -35,6 +35,7 @@ from battlesnake_server.players import load_model
 from battlesnake_server.referee import LATE_GRACE_S, Referee, Seat, play_many, summarize
 from battlesnake_server.request import Limits
 from battlesnake_server.safety import SafetyLayer
+from sagemaker_rl.net import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -413,9 +414,7 @@ def test_serve_refuses_a_model_it_cannot_load() -> None:
 
 
 def test_play_exits_1_when_a_snake_server_does_not_answer() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # nothing listens here once the socket closes
+    port = free_port()  # nothing listens there
     result = subprocess.run([sys.executable, "-m", "battlesnake_rl.cli", "play", "--url", f"http://127.0.0.1:{port}",
                              "--opponents", "safe", "-W", "7", "-H", "7", "--max-turns", "5"],
                             capture_output=True, text=True, timeout=120)

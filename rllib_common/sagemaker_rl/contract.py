@@ -123,7 +123,7 @@ def load(base_dir: str | os.PathLike | None = None, environ: Mapping[str, str] |
 
     return Contract(
         base_dir=base,
-        hosts=tuple(sorted(hosts, key=_host_order)),
+        hosts=tuple(sorted(hosts, key=host_order)),
         current_host=current,
         current_group=current_group,
         instance_groups=groups,
@@ -198,8 +198,9 @@ def failure_guard(main: Callable[..., int | None]) -> Callable[..., int]:
 _HOST_NAME = re.compile(r"^(.*?)-(\d+)(?:-([a-z0-9]+))?$")  # algo-2; SDK local mode: algo-2-x7k2p
 
 
-def _host_order(host: str) -> tuple[str, int, str]:
-    # algo-2 before algo-10 (and algo-2-x7k2p before algo-10-x7k2p): the name's stem, then its number
+def host_order(host: str) -> tuple[str, int, str]:
+    """Sort key of host names: ``algo-2`` before ``algo-10`` (and ``algo-2-x7k2p``, SDK local mode's, before
+    ``algo-10-x7k2p``): the name's stem, then its number, then the suffix."""
     match = _HOST_NAME.match(host)
     return (match.group(1), int(match.group(2)), match.group(3) or "") if match else (host, -1, host)
 
@@ -212,7 +213,7 @@ def host_slot(contract: Contract) -> int:
 def _instance_group(raw: Any, source: Path) -> InstanceGroup:
     try:
         return InstanceGroup(name=str(raw["instance_group_name"]), instance_type=str(raw.get("instance_type", "")),
-                             hosts=tuple(sorted(raw["hosts"], key=_host_order)))
+                             hosts=tuple(sorted(raw["hosts"], key=host_order)))
     except (KeyError, TypeError) as exc:
         raise ContractError(f"{source}: malformed instance group {raw!r} ({exc})") from None
 

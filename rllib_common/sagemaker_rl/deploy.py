@@ -23,24 +23,24 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_ENTRY_POINT = "inference.py"
-DEFAULT_SOURCE_DIR = REPO / "battlesnake_server" / "sagemaker_entry"
-DEFAULT_DEPENDENCIES = (REPO / "battlesnake_server", REPO / "battlesnake_gym", REPO / "battlesnake_policy")
+from .sources import NOT_SHIPPED, copy_clean, endpoint_sources
+
+__all__ = ["DEFAULT_DEPENDENCIES", "NOT_SHIPPED", "DeployError", "build_model", "deploy", "main", "stage_code"]
+
+_ENDPOINT = endpoint_sources()  # this project's endpoint (sagemaker_rl.sources)
+DEFAULT_ENTRY_POINT = _ENDPOINT.entry_point
+DEFAULT_SOURCE_DIR = _ENDPOINT.source_dir
+DEFAULT_DEPENDENCIES = _ENDPOINT.dependencies
 #: The newest PyTorch inference image the SDK v2 knows (CPU and GPU): torch 2.6 on Python 3.12.
 DEFAULT_FRAMEWORK_VERSION = "2.6"
 DEFAULT_PY_VERSION = "py312"
 DEFAULT_INSTANCE_TYPE = "ml.c5.large"
-#: Left out of the shipped code folders: bytecode and numba's compiled caches (built for this machine's CPU and
-#: Python; the container compiles its own).
-NOT_SHIPPED = ("__pycache__", "*.pyc", "*.nbi", "*.nbc", ".pytest_cache")
 
 
 class DeployError(ValueError):
@@ -58,12 +58,7 @@ def _check_paths(entry_point: str, source_dir: str | os.PathLike, dependencies: 
 
 def stage_code(folders: Sequence[str | os.PathLike], staging_dir: str | os.PathLike) -> list[str]:
     """Copies of ``folders`` under ``staging_dir`` without ``NOT_SHIPPED`` files; returns their paths."""
-    staged = []
-    for folder in folders:
-        target = Path(staging_dir) / Path(folder).name
-        shutil.copytree(folder, target, ignore=shutil.ignore_patterns(*NOT_SHIPPED), dirs_exist_ok=True)
-        staged.append(str(target))
-    return staged
+    return [str(copy_clean(folder, Path(staging_dir) / Path(folder).name)) for folder in folders]
 
 
 def build_model(model_data: str, role: str, *, entry_point: str = DEFAULT_ENTRY_POINT,
