@@ -11,10 +11,10 @@ reward (``gamma`` ^ turns-to-go x (+1 won, -1 died, 0 cut at ``max_turns``)). RL
 Everything runs in the driver on the module's own torch code; the weights go to the learner and the env runners
 through RLlib's public ``set_weights`` / ``sync_weights``.
 
-The warm start is the default (``imitate="auto"``: the territory bot, 500,000 samples: the learning benchmark's winner), so it is
-sized to the run (``imitation_limits``): it records at most as many snake-turns as the run's RL will see
-(``iterations`` x ``train_batch_size``) and spends at most ``TIME_SHARE`` of its minutes recording; a stop request
-(SIGTERM) ends the recording at once, so the job still saves within its grace period.
+The warm start is the default (``imitate="auto"``: the territory bot, 500,000 samples: the learning benchmark's
+winner), so it is sized to the run (``imitation_limits``): it records at most as many snake-turns as the run's RL
+will see (``iterations`` x ``train_batch_size``) and spends at most ``TIME_SHARE`` of its minutes recording; a stop
+request (SIGTERM) ends the recording at once, so the job still saves within its grace period.
 """
 
 from __future__ import annotations
