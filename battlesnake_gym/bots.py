@@ -39,13 +39,13 @@ from .engine.state import ALIVE, NO_MOVE, P_HEIGHT, P_WIDTH
 from .features import (
     DX,
     DY,
-    contest,
     count_hazards,
     free_after,
     mark_obstacles,
     next_to_head,
     reachable,
     step_target,
+    territory_after_move,
 )
 
 #: Distance of a cell no search reached.
@@ -351,13 +351,8 @@ def territory_moves(state, params, wrapped, uniforms, hungry_health, lead, out):
                     score[d] += (_MAX_STACK - min(stack[c], _MAX_STACK)) * _DRY
                 else:
                     score[d] += _MAX_STACK * _DRY
-                src_cells[k], src_times[k], src_owners[k], src_lengths[k] = c, 1, s, length
-                contest(width, height, wrapped, free_at, src_cells[:k + 1], src_times[:k + 1], src_owners[:k + 1],
-                        src_lengths[:k + 1], owner, dist, queue)
-                mine = 0
-                for q in range(cells):
-                    mine += owner[q] == s
-                mine = min(mine, _KEY - 1)
+                mine = min(territory_after_move(width, height, wrapped, free_at, src_cells, src_times, src_owners,
+                                                src_lengths, k, c, s, length, owner, dist, queue), _KEY - 1)
                 if hungry:
                     score[d] += (_KEY - 1 - min(food_dist[c], _KEY - 1)) * _GOAL
                 else:

@@ -199,6 +199,35 @@ def contest(width, height, wrapped, free_at, cells, times, owners, lengths, owne
 
 
 @njit(cache=True, nogil=True)
+def live_heads(state, b, width, heads, slots, lengths):
+    """Game ``b``'s live snakes, in slot order, into the first entries of ``heads`` (head cell), ``slots`` and
+    ``lengths``; returns how many there are (the sources of a ``contest`` from where the heads stand)."""
+    live = 0
+    for s in range(state.length.shape[1]):
+        if state.elim_cause[b, s] == ALIVE:
+            heads[live] = np.int64(state.body[b, s, 0, 0]) + np.int64(state.body[b, s, 0, 1]) * width
+            slots[live] = s
+            lengths[live] = state.length[b, s]
+            live += 1
+    return live
+
+
+@njit(cache=True, nogil=True)
+def territory_after_move(width, height, wrapped, free_at, src_cells, src_times, src_owners, src_lengths, k, target,
+                         me, my_length, owner, dist, queue):
+    """My territory if my head steps to ``target`` next turn: the first ``k`` sources (the others' heads, at time 0)
+    and mine at ``target`` (time 1, source ``k``) contest the board (``contest``, into ``owner``); returns the cells
+    that are mine."""
+    src_cells[k], src_times[k], src_owners[k], src_lengths[k] = target, 1, me, my_length
+    contest(width, height, wrapped, free_at, src_cells[:k + 1], src_times[:k + 1], src_owners[:k + 1],
+            src_lengths[:k + 1], owner, dist, queue)
+    mine = 0
+    for c in range(width * height):
+        mine += owner[c] == me
+    return mine
+
+
+@njit(cache=True, nogil=True)
 def territory_counts(state, params, wrapped, out):
     """out (B, S) int64: the cells each live snake of each game reaches first (``contest`` from every live head at
     turn 0; its own head included); 0 for eliminated snakes."""
@@ -215,13 +244,7 @@ def territory_counts(state, params, wrapped, out):
     lengths = np.empty(num_snakes, np.int64)
     out[:] = 0
     for b in range(state.turn.shape[0]):
-        live = 0
-        for s in range(num_snakes):
-            if state.elim_cause[b, s] == ALIVE:
-                heads[live] = np.int64(state.body[b, s, 0, 0]) + np.int64(state.body[b, s, 0, 1]) * width
-                slots[live] = s
-                lengths[live] = state.length[b, s]
-                live += 1
+        live = live_heads(state, b, width, heads, slots, lengths)
         if live == 0:
             continue
         free_after(state, b, width, height, free_at)

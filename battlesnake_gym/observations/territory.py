@@ -11,7 +11,7 @@ from numba import njit
 
 from ..engine import Games, GameSettings
 from ..engine.state import ALIVE
-from ..features import DX, DY, contest, free_after, neighbour, reachable
+from ..features import DX, DY, contest, free_after, live_heads, neighbour, reachable, territory_after_move
 from .egocentric import EGOCENTRIC_CHANNELS, EgocentricEncoder, window_images
 
 # Channels the territory encoder adds after the egocentric ones (see TerritoryEncoder).
@@ -58,13 +58,7 @@ def _territory_kernel(state, width, height, wrapped, ry, rx, work, out):
     src_cells, src_times, src_owners, src_lengths = work[9, :num_snakes], work[10, :num_snakes], \
         work[11, :num_snakes], work[12, :num_snakes]
     for b in range(num_games):
-        live = 0
-        for s in range(num_snakes):
-            if state.elim_cause[b, s] == ALIVE:
-                heads[live] = np.int64(state.body[b, s, 0, 0]) + np.int64(state.body[b, s, 0, 1]) * width
-                slots[live] = s
-                lengths[live] = state.length[b, s]
-                live += 1
+        live = live_heads(state, b, width, heads, slots, lengths)
         if live == 0:
             continue
         free_after(state, b, width, height, free_at)
@@ -102,12 +96,8 @@ def _territory_kernel(state, width, height, wrapped, ry, rx, work, out):
                 if target < 0 or free_at[target] > 1:
                     continue
                 room = reachable(target, width, height, wrapped, free_at, dist, queue)
-                src_cells[k], src_times[k], src_owners[k], src_lengths[k] = target, 1, s, own_length
-                contest(width, height, wrapped, free_at, src_cells[:k + 1], src_times[:k + 1], src_owners[:k + 1],
-                        src_lengths[:k + 1], after, dist, queue)
-                mine = 0
-                for c in range(cells):
-                    mine += after[c] == s
+                mine = territory_after_move(width, height, wrapped, free_at, src_cells, src_times, src_owners,
+                                            src_lengths, k, target, s, own_length, after, dist, queue)
                 view[TER_MOVE_ROOM, ry + DY[d], rx + DX[d]] = min(max(room - own_length + ROOM_OFFSET, 1), 255)
                 view[TER_MOVE_TERRITORY, ry + DY[d], rx + DX[d]] = min(mine, 255)
 
