@@ -222,7 +222,7 @@ def train(config, args: TrainArgs, run: RunArgs, out: RunOutputs, resume_from: P
     # ---------------------------------------------------------------- training loop
     opponents = run.eval_bots
     steps_before = None
-    progress = Progress(run.minutes, run.iterations)
+    progress = Progress(run.minutes, run.iterations, start=deadline - 60 * run.minutes)
     first = True  # a run trains one iteration at least (so a tiny budget still has metrics), unless told 0 or stopped
     while ((first or time.time() < deadline) and (run.iterations is None or algo.iteration < run.iterations)
            and not stop.requested):

@@ -132,12 +132,13 @@ def record_game(policy, spec: PolicySpec, opponent: str, path: Path, seed: int =
 class Progress:
     """A one-line progress bar on a terminal (stderr); elsewhere a line at every tenth of the budget."""
 
-    def __init__(self, minutes: float, iterations: int | None, stream=None):
+    def __init__(self, minutes: float, iterations: int | None, stream=None, start: float | None = None):
         import sys
 
         self.stream = stream or sys.stderr
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.start, self.minutes, self.iterations = time.time(), minutes, iterations
+        # ``start``: when the run's clock started (before the imitation warm start, which its minutes include)
+        self.start, self.minutes, self.iterations = time.time() if start is None else start, minutes, iterations
         self._tenth = -1
 
     def update(self, iteration: int, metrics: dict) -> None:
