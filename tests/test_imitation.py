@@ -88,6 +88,7 @@ def test_the_warm_start_is_sized_to_the_run() -> None:
     assert imitation_limits(500_000, 10.0, None, 8192) == (500_000, 600.0 * TIME_SHARE)
     assert imitation_limits(500_000, 10.0, 2, 8192) == (16_384, 600.0 * TIME_SHARE)
     assert imitation_limits(1_000, None, 5, 8192) == (1_000, None)
+    assert imitation_limits(500_000, None, 0, 8192) == (500_000, None)  # the imitation alone (ablation row 9)
 
 
 def test_recording_ends_at_its_time_limit_or_a_stop_request() -> None:
@@ -95,7 +96,7 @@ def test_recording_ends_at_its_time_limit_or_a_stop_request() -> None:
     stopped = teacher_games(settings, 10**9, teacher="flood", stop=lambda: True)
     assert len(stopped.action) == 0 and stopped.obs.shape[1:] == SpacesOnlyEnv(settings.env_config()) \
         .observation_space["observation"].shape
-    timed = teacher_games(settings, 10**9, teacher="flood", seconds=0.5)
+    timed = teacher_games(settings, 10**9, teacher="flood", seconds=3.0)
     assert 0 < len(timed.action) < 10**9 and len(timed.action) == len(timed.value)
 
 

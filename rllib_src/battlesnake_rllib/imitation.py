@@ -54,9 +54,10 @@ TIME_SHARE = 0.25
 def imitation_limits(samples: int, minutes: float | None, iterations: int | None,
                      train_batch_size: int) -> tuple[int, float | None]:
     """``(samples, seconds)`` the warm start of a run may take: ``samples`` at most, no more snake-turns than the
-    run's ``iterations`` of RL will sample, and ``TIME_SHARE`` of its ``minutes`` (None: no time limit)."""
-    if iterations is not None:
-        samples = min(samples, max(1, iterations) * train_batch_size)
+    run's ``iterations`` of RL will sample (0 iterations: the imitation alone, uncapped), and ``TIME_SHARE`` of its
+    ``minutes`` (None: no time limit)."""
+    if iterations:
+        samples = min(samples, iterations * train_batch_size)
     seconds = None if not minutes or minutes <= 0 else 60.0 * minutes * TIME_SHARE
     return samples, seconds
 
