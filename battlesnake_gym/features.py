@@ -213,6 +213,20 @@ def live_heads(state, b, width, heads, slots, lengths):
 
 
 @njit(cache=True, nogil=True)
+def contest_from_heads(state, b, width, height, wrapped, free_at, heads, zeros, slots, lengths, owner, dist, queue):
+    """Game ``b``'s territory now: its live snakes (``live_heads``) contest the board from where their heads stand
+    (``contest`` into ``owner``, ``free_at`` filled by ``free_after``); returns how many snakes live (0: nothing
+    computed). ``zeros`` holds 0 in its first entries (the heads' start times)."""
+    live = live_heads(state, b, width, heads, slots, lengths)
+    if live == 0:
+        return 0
+    free_after(state, b, width, height, free_at)
+    contest(width, height, wrapped, free_at, heads[:live], zeros[:live], slots[:live], lengths[:live], owner, dist,
+            queue)
+    return live
+
+
+@njit(cache=True, nogil=True)
 def territory_after_move(width, height, wrapped, free_at, src_cells, src_times, src_owners, src_lengths, k, target,
                          me, my_length, owner, dist, queue):
     """My territory if my head steps to ``target`` next turn: the first ``k`` sources (the others' heads, at time 0)
@@ -244,12 +258,9 @@ def territory_counts(state, params, wrapped, out):
     lengths = np.empty(num_snakes, np.int64)
     out[:] = 0
     for b in range(state.turn.shape[0]):
-        live = live_heads(state, b, width, heads, slots, lengths)
-        if live == 0:
+        if contest_from_heads(state, b, width, height, wrapped, free_at, heads, zeros, slots, lengths, owner, dist,
+                              queue) == 0:
             continue
-        free_after(state, b, width, height, free_at)
-        contest(width, height, wrapped, free_at, heads[:live], zeros[:live], slots[:live], lengths[:live], owner,
-                dist, queue)
         for c in range(cells):
             if owner[c] >= 0:
                 out[b, owner[c]] += 1

@@ -11,7 +11,7 @@ from numba import njit
 
 from ..engine import Games, GameSettings
 from ..engine.state import ALIVE
-from ..features import DX, DY, contest, free_after, live_heads, neighbour, reachable, territory_after_move
+from ..features import DX, DY, contest_from_heads, neighbour, reachable, territory_after_move
 from .egocentric import EGOCENTRIC_CHANNELS, EgocentricEncoder, window_images
 
 # Channels the territory encoder adds after the egocentric ones (see TerritoryEncoder).
@@ -58,12 +58,10 @@ def _territory_kernel(state, width, height, wrapped, ry, rx, work, out):
     src_cells, src_times, src_owners, src_lengths = work[9, :num_snakes], work[10, :num_snakes], \
         work[11, :num_snakes], work[12, :num_snakes]
     for b in range(num_games):
-        live = live_heads(state, b, width, heads, slots, lengths)
+        live = contest_from_heads(state, b, width, height, wrapped, free_at, heads, zeros, slots, lengths, owner,
+                                  dist, queue)
         if live == 0:
             continue
-        free_after(state, b, width, height, free_at)
-        contest(width, height, wrapped, free_at, heads[:live], zeros[:live], slots[:live], lengths[:live], owner,
-                dist, queue)
         for s in range(num_snakes):
             if state.elim_cause[b, s] != ALIVE:
                 continue
